@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 def mask_key_id(key_id: str) -> str:
@@ -14,6 +14,16 @@ def mask_key_id(key_id: str) -> str:
 def format_utc(when: datetime) -> str:
     """UTC ISO 8601 with a `Z`, to the second: `2026-11-26T08:00:00Z`."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_relative(delta: timedelta) -> str:
+    """A span as people read it: `3h12m`, `45m`, `30s`; negative spans count as zero."""
+    seconds = max(0, int(delta.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes = rest // 60
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m" if minutes else f"{seconds}s"
 
 
 def parse_utc(text: str) -> datetime:

@@ -1,0 +1,127 @@
+"""credctl's side of the control socket. Standard library only."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+from credd import protocol
+from credd.errors import EXIT_FOR_FAULT, CreddError, DaemonUnreachableError, Fault
+
+# A token request waits for STS and a durable write; STS's own timeouts bound it well below this.
+REQUEST_TIMEOUT_SECONDS = 60.0
+
+
+class RemoteError(CreddError):
+    """The daemon answered with an error; its fault decides credctl's exit status."""
+
+    def __init__(self, fault: Fault, message: str) -> None:
+        super().__init__(message)
+        self.fault = fault
+        self.exit_status = EXIT_FOR_FAULT.get(fault, 1)
+
+
+class Client:
+    """Talks to a running credd over its Unix socket, one connection per request."""
+
+    def __init__(self, path: Path, *, timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
+        self.path = path
+        self._timeout = timeout
+
+    def _connect(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self._timeout)
+        try:
+            sock.connect(str(self.path))
+        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
+            sock.close()
+            raise DaemonUnreachableError(
+                f"credd is not running (no daemon answers at {self.path}); start it with "
+                "`systemctl --user start credd`, or `credd run` in a terminal"
+            ) from None
+        except OSError as error:
+            sock.close()
+            raise DaemonUnreachableError(
+                f"cannot reach credd at {self.path}: {error.strerror or error}"
+            ) from None
+        return sock
+
+    def request(self, op: str, **fields: Any) -> Any:
+        """Send one request and return its result, or raise RemoteError."""
+        with self._connect() as sock:
+            sock.sendall(protocol.encode({"op": op, **fields}))
+            reply = _read_line(sock.makefile("rb"))
+        return _result(reply)
+
+    def subscribe(self) -> Subscription:
+        """Open the event stream `credctl prompt` listens to."""
+        sock = self._connect()
+        sock.sendall(protocol.encode({"op": "subscribe"}))
+        subscription = Subscription(sock)
+        while not subscription.ready and not subscription.closed:
+            subscription.read()
+        sock.settimeout(None)  # events may be hours apart; select() says when one is there
+        return subscription
+
+
+class Subscription:
+    """The daemon's events, read without blocking once select() says the socket is readable."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buffer = b""
+        self.ready = False  # the daemon acknowledged the subscription
+        self.closed = False
+
+    def fileno(self) -> int:
+        """For select()."""
+        return self._sock.fileno()
+
+    def read(self) -> list[dict[str, Any]]:
+        """Receive what has arrived; return the complete events in it."""
+        chunk = self._sock.recv(65536)
+        if not chunk:
+            self.closed = True
+            self._sock.close()
+            return []
+        self._buffer += chunk
+        events: list[dict[str, Any]] = []
+        while b"\n" in self._buffer:
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            message = json.loads(line)
+            if not self.ready:
+                _result(message)
+                self.ready = True
+            else:
+                events.append(message)
+        return events
+
+    def close(self) -> None:
+        """Leave."""
+        self._sock.close()
+
+
+def _read_line(stream: Any) -> dict[str, Any]:
+    try:
+        line = stream.readline()
+    except TimeoutError:
+        raise CreddError("credd did not answer in time") from None
+    if not line:
+        raise CreddError("credd closed the connection without an answer")
+    reply = json.loads(line)
+    if not isinstance(reply, dict):
+        raise CreddError("credd sent a malformed answer")
+    return reply
+
+
+def _result(reply: dict[str, Any]) -> Any:
+    if reply.get("ok"):
+        return reply.get("result")
+    error = reply.get("error") or {}
+    try:
+        fault = Fault(int(error.get("code", Fault.INTERNAL)))
+    except ValueError:
+        fault = Fault.INTERNAL
+    raise RemoteError(fault, str(error.get("message", "credd reported an error")))

@@ -1,0 +1,134 @@
+"""`credd run`: wires the daemon to its real adapters and runs the event loop until a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from credd import __version__
+from credd.clock import SystemClock
+from credd.daemon import HEARTBEAT_SECONDS, Daemon
+from credd.errors import CreddError, PolicyError
+from credd.policy import Policy, load_policy
+from credd.scheduler import ApsScheduler
+from credd.server import ControlServer
+from credd.service import LoopWatchdog, ServiceNotifier
+from credd.sockets import Listener, claim
+from credd.sts import Boto3Sts, quiet_aws_loggers
+from credd.writer import CredentialsWriter
+
+log = logging.getLogger(__name__)
+
+# STS calls and file writes run here; chained roles renew in parallel up to this many at once.
+WORKER_THREADS = 8
+# launchd has no watchdog: a loop that misses this many heartbeats ends the process.
+LOOP_STALL_SECONDS = 4 * HEARTBEAT_SECONDS
+# A clean stop may wait this long for a write already begun.
+STOP_TIMEOUT_SECONDS = 5.0
+
+
+def run(*, policy_path: Path, socket_path: Path, env: Mapping[str, str]) -> int:
+    """Run the daemon in the foreground; the exit status follows SPEC.md (2: invalid policy)."""
+    quiet_aws_loggers()
+    try:
+        policy = load_policy(policy_path, env)
+    except PolicyError as error:
+        sys.stderr.write(error.message + "\n")
+        return 2
+    for warning in policy.warnings:
+        log.warning("%s", warning)
+    try:
+        listener = claim(socket_path)
+    except CreddError as error:
+        sys.stderr.write(f"credd: error: {error.message}\n")
+        return error.exit_status
+    try:
+        asyncio.run(_serve(policy, policy_path, listener, env))
+    finally:
+        listener.close()
+    log.info("stopped")
+    logging.shutdown()
+    # A thread may still be inside an STS call that only its read timeout will end; the
+    # file is consistent (writes were drained), so do not wait for it at interpreter exit.
+    os._exit(0)
+
+
+async def _serve(
+    policy: Policy, policy_path: Path, listener: Listener, env: Mapping[str, str]
+) -> None:
+    loop = asyncio.get_running_loop()
+    notifier = ServiceNotifier(env)
+    executor = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="credd-worker")
+    daemon = Daemon(
+        policy=policy,
+        load_policy=lambda: load_policy(policy_path, env),
+        sts=Boto3Sts(),
+        clock=SystemClock(),
+        scheduler=ApsScheduler(),
+        executor=executor,
+        writer_for=CredentialsWriter,
+        notifier=notifier,
+        socket_path=listener.path,
+        pid=os.getpid(),
+        version=__version__,
+    )
+    server = ControlServer(listener, daemon)
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload(daemon)))
+
+    await server.start()
+    daemon.start_scheduler()
+    await daemon.start()
+    notifier.ready(daemon.status_text())
+    log.info(
+        "credd %s serving %d profiles on %s (policy %s)",
+        __version__,
+        len(policy.profiles),
+        listener.path,
+        policy_path,
+    )
+    watchdog = LoopWatchdog(LOOP_STALL_SECONDS)
+    watchdog.start()
+    tasks = [
+        loop.create_task(daemon.heartbeat(on_beat=watchdog.beat)),
+        loop.create_task(_systemd_watchdog(notifier)),
+    ]
+    await stop.wait()
+
+    log.info("stopping")
+    notifier.stopping()
+    watchdog.stop()
+    for task in tasks:
+        task.cancel()
+    await server.close()
+    try:
+        await asyncio.wait_for(daemon.stop(), STOP_TIMEOUT_SECONDS)
+    except TimeoutError:
+        log.error("a credentials-file write did not finish in %ss", STOP_TIMEOUT_SECONDS)
+    executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def _reload(daemon: Daemon) -> None:
+    # An invalid policy is logged by the daemon, and the old one stays in force.
+    with contextlib.suppress(CreddError):
+        await daemon.reload()
+
+
+async def _systemd_watchdog(notifier: ServiceNotifier) -> None:
+    """WATCHDOG=1 from the event loop itself, so a hung loop is caught."""
+    interval = notifier.watchdog_interval()
+    if interval is None:
+        return
+    while True:
+        notifier.watchdog()
+        await asyncio.sleep(interval)
+
