@@ -1,0 +1,454 @@
+"""credd under a real `systemd --user` manager, step by step; prints a JSON report.
+
+Run beside a manager by `with-systemd-user` (tests/test_systemd_e2e.py does):
+
+    with-systemd-user PYTHON tests/support/systemd_scenario.py --bin-dir .venv/bin
+
+It expects XDG_RUNTIME_DIR (the manager's) and SDU_HOME (the manager's HOME).
+It installs the unit with `credd install systemd`, points credd at a local
+STS (moto's server) through a drop-in, and drives the service with
+systemctl and credctl. Each step is recorded as {"step", "ok", "detail"}; the
+first failure ends the run, with the unit's status and log attached. Standard
+library only, so it runs under any interpreter. Exit status: 0 when every
+step passed, 1 otherwise (never 77, which means "no manager here").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+UNIT = "credd"
+SESSION = "session-e2e"
+ROLE = "role-e2e"
+WATCHDOG_SEC = 4
+RESTART_SEC = 1
+
+POLICY = f"""\
+version: 1
+defaults:
+  region: us-east-1
+profiles:
+  {SESSION}:
+    source_profile: default
+    mfa_serial: arn:aws:iam::123456789012:mfa/e2e
+    duration: 1h
+"""
+
+POLICY_WITH_ROLE = (
+    POLICY
+    + f"""\
+  {ROLE}:
+    source_profile: {SESSION}
+    role_arn: arn:aws:iam::123456789012:role/E2E
+    duration: 1h
+"""
+)
+
+INVALID_POLICY = f"""\
+version: 1
+profiles:
+  {SESSION}:
+    source_profile: default
+    mfa_serial: arn:aws:iam::123456789012:mfa/e2e
+    duration: forever
+    colour: blue
+"""
+
+CREDENTIALS = """\
+[default]
+aws_access_key_id = AKIAIOSFODNN7EXAMPLE
+aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
+"""
+
+AWS_CONFIG = """\
+[default]
+region = us-east-1
+"""
+
+
+class StepFailed(Exception):
+    """A step's check did not hold."""
+
+
+class Scenario:
+    """The manager, the sandbox HOME, and the report."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin_dir = bin_dir
+        self.home = Path(os.environ["SDU_HOME"])
+        self.runtime = Path(os.environ["XDG_RUNTIME_DIR"])
+        self.socket = self.runtime / "credd" / "credd.sock"
+        self.policy = self.home / ".config" / "credd" / "policy.yaml"
+        self.credentials = self.home / ".aws" / "credentials"
+        self.log = self.home / "credd.log"
+        # Written by the drop-in's ExecStopPost: how the main process ended. systemctl
+        # show cannot tell after a clean stop, when the unit's exec status is reset.
+        self.stop_result = self.home / "stop-result"
+        self.steps: list[dict[str, Any]] = []
+        self.env = {
+            **os.environ,
+            "HOME": str(self.home),
+            "XDG_RUNTIME_DIR": str(self.runtime),
+            "NO_COLOR": "1",
+        }
+        # What the shell of the user would not have: the manager reads ~/.config itself.
+        for key in ("XDG_CONFIG_HOME", "CREDD_SOCKET", "CREDD_POLICY", "NOTIFY_SOCKET"):
+            self.env.pop(key, None)
+        self.sts: subprocess.Popen[bytes] | None = None
+        self.sts_url = ""
+
+    # -- helpers -----------------------------------------------------------------
+
+    def run(self, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+    def systemctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return self.run("systemctl", "--user", "--no-pager", *args, timeout=timeout)
+
+    def show(self, *props: str) -> dict[str, str]:
+        result = self.systemctl("show", UNIT, *(f"--property={p}" for p in props))
+        if result.returncode != 0:
+            raise StepFailed(f"systemctl show failed: {result.stderr.strip()}")
+        return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+
+    def credctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        return self.run(str(self.bin_dir / "credctl"), *args, timeout=timeout)
+
+    def status_json(self) -> dict[str, Any]:
+        result = self.credctl("status", "--json")
+        if result.returncode != 0:
+            raise StepFailed(f"credctl status --json exited {result.returncode}: {result.stderr}")
+        parsed: dict[str, Any] = json.loads(result.stdout)
+        return parsed
+
+    def wait_for(
+        self, what: str, check: Callable[[], Any], *, timeout: float = 20, every: float = 0.2
+    ) -> Any:
+        """Poll `check` until it returns something truthy; StepFailed naming `what` if never."""
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while True:
+            try:
+                last = check()
+            except StepFailed as exc:
+                last = str(exc)
+            else:
+                if last:
+                    return last
+            if time.monotonic() > deadline:
+                raise StepFailed(
+                    f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}"
+                )
+            time.sleep(every)
+
+    def step(self, name: str, action: Callable[[], Any]) -> bool:
+        """Run one step and record it; False if it failed."""
+        started = time.monotonic()
+        try:
+            detail = action()
+        except Exception as exc:  # any failure is a finding to report, not a crash
+            self.steps.append(
+                {
+                    "step": name,
+                    "ok": False,
+                    "detail": f"{type(exc).__name__}: {exc}",
+                    "seconds": round(time.monotonic() - started, 2),
+                    "diagnostics": self.diagnostics(),
+                }
+            )
+            return False
+        self.steps.append(
+            {
+                "step": name,
+                "ok": True,
+                "detail": detail,
+                "seconds": round(time.monotonic() - started, 2),
+            }
+        )
+        return True
+
+    def diagnostics(self) -> dict[str, str]:
+        status = self.systemctl("status", UNIT, timeout=10)
+        log = self.log.read_text(errors="replace")[-4000:] if self.log.exists() else "(no log)"
+        return {"systemctl status": status.stdout + status.stderr, "credd log (tail)": log}
+
+    # -- steps ---------------------------------------------------------------------
+
+    def start_sts(self) -> str:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.sts = subprocess.Popen(
+            [str(self.bin_dir / "python"), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+        def listening() -> bool:
+            if self.sts is not None and self.sts.poll() is not None:
+                raise RuntimeError(f"moto server exited {self.sts.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            except OSError:
+                return False
+            return True
+
+        self.wait_for("moto server to listen", listening, timeout=30)
+        self.sts_url = f"http://127.0.0.1:{port}"
+        return self.sts_url
+
+    def write_sandbox(self) -> str:
+        self.credentials.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.credentials.write_text(CREDENTIALS)
+        self.credentials.chmod(0o600)
+        (self.home / ".aws" / "config").write_text(AWS_CONFIG)
+        self.policy.parent.mkdir(parents=True, exist_ok=True)
+        self.policy.write_text(POLICY)
+        return str(self.home)
+
+    def install_unit(self) -> str:
+        result = self.run(str(self.bin_dir / "credd"), "install", "systemd")
+        if result.returncode != 0:
+            raise StepFailed(f"credd install systemd exited {result.returncode}: {result.stderr}")
+        unit = self.home / ".config" / "systemd" / "user" / "credd.service"
+        if not unit.is_file():
+            raise StepFailed(f"{unit} was not written; output: {result.stdout}")
+        dropin = unit.parent / "credd.service.d" / "e2e.conf"
+        dropin.parent.mkdir(exist_ok=True)
+        dropin.write_text(
+            "[Service]\n"
+            f"Environment=AWS_ENDPOINT_URL_STS={self.sts_url} AWS_EC2_METADATA_DISABLED=true\n"
+            f"WatchdogSec={WATCHDOG_SEC}\n"
+            f"RestartSec={RESTART_SEC}\n"
+            "TimeoutStartSec=30\n"
+            # Keep the directory at stop, so "socket removed" is credd's doing, not systemd's.
+            "RuntimeDirectoryPreserve=yes\n"
+            f"StandardOutput=append:{self.log}\n"
+            f"StandardError=append:{self.log}\n"
+            'ExecStopPost=/bin/sh -c \'echo "$$SERVICE_RESULT $$EXIT_CODE $$EXIT_STATUS"'
+            f" > {self.stop_result}'\n"
+        )
+        return result.stdout.strip()
+
+    def daemon_reload(self) -> dict[str, str]:
+        result = self.systemctl("daemon-reload")
+        if result.returncode != 0:
+            raise StepFailed(f"daemon-reload failed: {result.stderr}")
+        cat = self.systemctl("cat", UNIT)
+        # The interpreter of the venv that ran `credd install`: bin/python or bin/python3.
+        exec_start = re.compile(
+            rf"^ExecStart={re.escape(str(self.bin_dir))}/python[0-9.]* -m credd run$", re.M
+        )
+        if not exec_start.search(cat.stdout) or "e2e.conf" not in cat.stdout:
+            raise StepFailed(f"systemctl cat shows an unexpected unit:\n{cat.stdout}{cat.stderr}")
+        props = self.show("LoadState", "ActiveState", "Type", "NotifyAccess", "WatchdogUSec")
+        if props.get("LoadState") != "loaded":
+            raise StepFailed(f"unit not loaded: {props}")
+        return props
+
+    def start(self) -> dict[str, Any]:
+        started = time.monotonic()
+        result = self.systemctl("start", UNIT, timeout=60)
+        seconds = round(time.monotonic() - started, 2)
+        if result.returncode != 0:
+            raise StepFailed(f"systemctl start failed after {seconds}s: {result.stderr.strip()}")
+        props = self.show("ActiveState", "SubState", "MainPID", "StatusText")
+        if props["ActiveState"] != "active" or props["SubState"] != "running":
+            raise StepFailed(f"not running after start returned: {props}")
+        if not props["StatusText"]:
+            raise StepFailed("READY=1 came with no STATUS=")
+        return {"seconds": seconds, **props}
+
+    def socket_is_private(self) -> dict[str, str]:
+        st_dir = self.socket.parent.lstat()
+        st_sock = self.socket.lstat()
+        if not stat.S_ISSOCK(st_sock.st_mode):
+            raise StepFailed(f"{self.socket} is not a socket")
+        modes = {
+            "dir": oct(stat.S_IMODE(st_dir.st_mode)),
+            "socket": oct(stat.S_IMODE(st_sock.st_mode)),
+        }
+        if modes != {"dir": "0o700", "socket": "0o600"}:
+            raise StepFailed(f"wrong modes: {modes}")
+        return modes
+
+    def status_text(self) -> str:
+        return self.show("StatusText")["StatusText"]
+
+    def awaiting_code(self) -> str:
+        def check() -> str:
+            text = self.status_text()
+            return text if f"awaiting code: {SESSION}" in text else ""
+
+        result: str = self.wait_for(f"StatusText naming {SESSION} as awaiting code", check)
+        return result
+
+    def feed_token(self) -> dict[str, str]:
+        result = self.credctl("token", "123456")
+        if result.returncode != 0:
+            raise StepFailed(f"credctl token exited {result.returncode}: {result.stderr}")
+
+        def fresh() -> str:
+            text = self.status_text()
+            return text if "awaiting code" not in text and "fresh" in text else ""
+
+        text: str = self.wait_for("StatusText to leave `awaiting code`", fresh)
+        written = self.credentials.read_text()
+        if f"[{SESSION}]" not in written or "aws_session_token" not in written:
+            raise StepFailed(f"{SESSION} was not written to {self.credentials}")
+        return {"credctl": result.stdout.strip(), "StatusText": text}
+
+    def watchdog(self) -> dict[str, Any]:
+        first = self.show("WatchdogTimestampMonotonic", "NRestarts")
+        # Longer than WatchdogSec: a daemon that did not ping would be killed meanwhile.
+        time.sleep(WATCHDOG_SEC + 1.5)
+        second = self.show("WatchdogTimestampMonotonic", "NRestarts", "ActiveState", "MainPID")
+        t1, t2 = int(first["WatchdogTimestampMonotonic"]), int(second["WatchdogTimestampMonotonic"])
+        if not t2 > t1 > 0:
+            raise StepFailed(f"WatchdogTimestamp did not advance: {t1} -> {t2}")
+        if second["ActiveState"] != "active" or second["NRestarts"] != first["NRestarts"]:
+            raise StepFailed(f"the watchdog restarted credd: {first} -> {second}")
+        return {"advanced_usec": t2 - t1, **second}
+
+    def reload(self) -> dict[str, Any]:
+        pid = self.show("MainPID")["MainPID"]
+        self.policy.write_text(POLICY_WITH_ROLE)
+        result = self.systemctl("reload", UNIT, timeout=30)
+        if result.returncode != 0:
+            raise StepFailed(f"systemctl reload failed: {result.stderr.strip()}")
+
+        def role_listed() -> list[str]:
+            names = [p["name"] for p in self.status_json()["profiles"]]
+            return names if ROLE in names else []
+
+        names = self.wait_for(f"{ROLE} in credctl status --json", role_listed)
+        props = self.wait_for(
+            "the unit to be active again after the reload",
+            lambda: (p := self.show("ActiveState", "MainPID"))["ActiveState"] == "active" and p,
+        )
+        if props["MainPID"] != pid:
+            raise StepFailed(f"reload restarted the process: {pid} -> {props['MainPID']}")
+        return {"profiles": names, **props}
+
+    def kill_9(self) -> dict[str, Any]:
+        before = self.show("MainPID", "NRestarts")
+        os.kill(int(before["MainPID"]), signal.SIGKILL)
+
+        def restarted() -> dict[str, str]:
+            props = self.show("MainPID", "NRestarts", "ActiveState", "SubState", "StatusText")
+            again = (
+                int(props["NRestarts"]) == int(before["NRestarts"]) + 1
+                and props["ActiveState"] == "active"
+                and props["SubState"] == "running"
+                and props["MainPID"] not in ("0", before["MainPID"])
+            )
+            return props if again else {}
+
+        after: dict[str, str] = self.wait_for("a restart after kill -9", restarted, timeout=30)
+
+        def settled() -> str:
+            # The session written before the kill is still valid: no new code is needed.
+            text = self.status_text()
+            return text if "fresh" in text and "awaiting code" not in text else ""
+
+        after["StatusText"] = self.wait_for("fresh profiles after the restart", settled)
+        return {"before": before, "after": after}
+
+    def stop(self) -> dict[str, Any]:
+        started = time.monotonic()
+        result = self.systemctl("stop", UNIT, timeout=30)
+        seconds = round(time.monotonic() - started, 2)
+        props = self.show("ActiveState", "Result")
+        if result.returncode != 0 or props["ActiveState"] != "inactive":
+            raise StepFailed(f"stop failed ({result.stderr.strip()}): {props}")
+        # "exited 0": credd exited by itself, neither killed by SIGTERM nor by SIGKILL.
+        ended = self.stop_result.read_text().strip()
+        if props["Result"] != "success" or ended != "success exited 0":
+            raise StepFailed(f"did not stop cleanly: {props}, ExecStopPost saw {ended!r}")
+        if seconds >= 10:
+            raise StepFailed(f"stop took {seconds}s, TimeoutStopSec is 10")
+        if os.path.lexists(self.socket):
+            raise StepFailed(f"{self.socket} is left behind")
+        return {"seconds": seconds, "ended": ended, **props}
+
+    def invalid_policy(self) -> dict[str, Any]:
+        self.policy.write_text(INVALID_POLICY)
+        result = self.systemctl("start", UNIT, timeout=60)
+        if result.returncode == 0:
+            raise StepFailed("systemctl start succeeded on an invalid policy")
+        props = ("ActiveState", "Result", "ExecMainCode", "ExecMainStatus", "NRestarts")
+        first = self.show(*props)
+        expected = {"ActiveState": "failed", "Result": "exit-code", "ExecMainStatus": "2"}
+        if {k: first[k] for k in expected} != expected:
+            raise StepFailed(f"expected {expected}, got {first}")
+        # Several RestartSec later, still failed and never restarted.
+        time.sleep(RESTART_SEC * 3 + 0.5)
+        later = self.show(*props)
+        if later != first:
+            raise StepFailed(f"the unit moved on after failing: {first} -> {later}")
+        return later
+
+    def close(self) -> None:
+        self.systemctl("stop", UNIT, timeout=30)
+        if self.sts is not None:
+            self.sts.terminate()
+            try:
+                self.sts.wait(10)
+            except subprocess.TimeoutExpired:
+                self.sts.kill()
+                self.sts.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every step; print the JSON report on stdout."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--bin-dir", type=Path, required=True, help="bin/ of credd's venv")
+    args = parser.parse_args(argv)
+    missing = [k for k in ("SDU_HOME", "XDG_RUNTIME_DIR") if not os.environ.get(k)]
+    if missing:
+        print(f"run me under with-systemd-user: {', '.join(missing)} unset", file=sys.stderr)
+        return 1
+
+    scenario = Scenario(args.bin_dir.absolute())
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("sandbox HOME, policy and AWS files", scenario.write_sandbox),
+        ("local STS (moto server)", scenario.start_sts),
+        ("credd install systemd + test drop-in", scenario.install_unit),
+        ("daemon-reload; unit loads; systemctl cat", scenario.daemon_reload),
+        ("systemctl start returns after READY=1", scenario.start),
+        ("socket 0600 in a 0700 directory", scenario.socket_is_private),
+        ("StatusText: awaiting code: <profile>", scenario.awaiting_code),
+        ("credctl token renews; StatusText changes", scenario.feed_token),
+        ("WatchdogTimestamp advances", scenario.watchdog),
+        ("systemctl reload re-reads the policy", scenario.reload),
+        ("kill -9 of MainPID restarts it", scenario.kill_9),
+        ("systemctl stop ends cleanly, socket removed", scenario.stop),
+        ("invalid policy: failed, exit 2, no restart loop", scenario.invalid_policy),
+    ]
+    try:
+        for name, action in steps:
+            if not scenario.step(name, action):
+                break
+    finally:
+        scenario.close()
+    ok = len(scenario.steps) == len(steps) and all(s["ok"] for s in scenario.steps)
+    print(json.dumps({"ok": ok, "steps": scenario.steps}, indent=2, default=str))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
