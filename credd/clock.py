@@ -80,9 +80,7 @@ class JumpDetector:
         last_wall, last_mono, last_boot = self._last
         self._last = (wall, mono, boot)
         elapsed = mono - last_mono
-        jump = Jump(
-            suspended=(boot - last_boot) - elapsed, wall_shift=(wall - last_wall) - elapsed
-        )
+        jump = Jump(suspended=(boot - last_boot) - elapsed, wall_shift=(wall - last_wall) - elapsed)
         if abs(jump.suspended) > self._threshold or abs(jump.wall_shift) > self._threshold:
             return jump
         return None

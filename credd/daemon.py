@@ -316,14 +316,25 @@ class Daemon:
         return task
 
     async def _renew_now(self, entry: Entry, code: str) -> None:
-        """Renew with a code and wait for the result (errors go to whoever fed the code)."""
+        """Renew with a code and wait for the result (errors go to whoever fed the code).
+
+        A code AWS refuses leaves the profile as it was: still waiting if it waited, or
+        fresh with its renewal still planned if the code was fed ahead of time.
+        """
         if entry.busy:
             raise BadInputError(
                 f"{entry.name} is being renewed right now; wait for the result",
                 fault=Fault.NOTHING_TO_RENEW,
             )
+        previous, planned = entry.state, entry.next_refresh_at
         self._unschedule(entry)
-        await self._start_renewal(entry, code)
+        try:
+            await self._start_renewal(entry, code)
+        except (CodeRejectedError, StsTransientError) as error:
+            if previous is not State.AWAITING_CODE and planned is not None:
+                self._set(entry, previous, error=error.message)
+                self._schedule(entry, planned)
+            raise
 
     async def _renew(self, entry: Entry, code: str | None) -> None:
         profile = entry.profile

@@ -69,7 +69,7 @@ async def _serve(
     daemon = Daemon(
         policy=policy,
         load_policy=lambda: load_policy(policy_path, env),
-        sts=Boto3Sts(),
+        sts=Boto3Sts(read_timeout=float(env.get("CREDD_STS_READ_TIMEOUT", "15"))),
         clock=SystemClock(),
         scheduler=ApsScheduler(),
         executor=executor,
@@ -131,4 +131,3 @@ async def _systemd_watchdog(notifier: ServiceNotifier) -> None:
     while True:
         notifier.watchdog()
         await asyncio.sleep(interval)
-
