@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -124,6 +125,7 @@ class Daemon:
         pid: int = 0,
         version: str = "",
         write_delay: float = 0.2,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         self._policy = policy
         self._load_policy = load_policy
@@ -137,6 +139,7 @@ class Daemon:
         self._socket_path = socket_path
         self._pid = pid
         self._version = version
+        self._rand = rand
         self._started_at = clock.now()
         self._entries: dict[str, Entry] = {}
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
@@ -404,9 +407,9 @@ class Daemon:
         attempt = 0
         while entry.credentials is creds and creds.is_valid_at(self._clock.now()):
             attempt += 1
-            await asyncio.sleep(planner.backoff_delay(attempt))
-            if entry.credentials is not creds or entry.busy:
-                return
+            await asyncio.sleep(planner.backoff_delay(attempt, rand=self._rand))
+            if entry.credentials is not creds:
+                return  # renewed meanwhile: the newer credentials have their own write
             try:
                 await self._writes.write(entry.name, creds.as_file_keys(), urgent=False)
             except CreddError as error:
@@ -426,7 +429,7 @@ class Daemon:
     def _retry_later(self, entry: Entry, error: StsTransientError) -> None:
         entry.attempts += 1
         now = self._clock.now()
-        delay = planner.backoff_delay(entry.attempts)
+        delay = planner.backoff_delay(entry.attempts, rand=self._rand)
         when = now + timedelta(seconds=delay)
         valid = entry.credentials is not None and entry.credentials.is_valid_at(now)
         message = f"attempt {entry.attempts} failed: {error.message}; retrying at {_utc(when)}"
