@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 test: lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check credd tests bench
-	$(BIN)/ruff format --check credd tests bench
+	$(BIN)/ruff check credd tests bench demo
+	$(BIN)/ruff format --check credd tests bench demo
 
 typecheck: $(STAMP)
 	$(BIN)/mypy credd
@@ -27,7 +27,7 @@ pytest: $(STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(BIN)/python -m credd.demo
+	$(BIN)/python demo/demo.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
