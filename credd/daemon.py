@@ -26,6 +26,7 @@ from credd.errors import (
     CodeRejectedError,
     CreddError,
     Fault,
+    NoCredentialsError,
     PolicyError,
     StsTransientError,
 )
@@ -752,7 +753,9 @@ class Daemon:
             raise BadInputError(f"no profile {name!r} in the policy", fault=Fault.UNKNOWN_PROFILE)
         creds = entry.credentials
         if creds is None or not creds.is_valid_at(self._clock.now()):
-            raise CreddError(f"no valid credentials held for {name} (state: {entry.state.value})")
+            raise NoCredentialsError(
+                f"no valid credentials held for {name} (state: {entry.state.value})"
+            )
         result: dict[str, Any] = {
             "Version": 1,
             "AccessKeyId": creds.access_key_id,

@@ -129,6 +129,13 @@ class StsTransientError(CreddError):
     exit_status = 1
 
 
+class NoCredentialsError(CreddError):
+    """No valid credentials are held for a profile (credential-process)."""
+
+    fault = Fault.NO_CREDENTIALS
+    exit_status = 1
+
+
 class DaemonUnreachableError(CreddError):
     """No credd answers on the control socket."""
 
