@@ -177,7 +177,13 @@ def _read_ini(path: Path, notes: list[str]) -> dict[str, dict[str, str]]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        bad_line = exc.object[: exc.start].count(b"\n") + 1
+        notes.append(
+            f"{path}:{bad_line}: cannot be read (not UTF-8 text); its profiles are ignored"
+        )
+        return {}
+    except OSError as exc:
         notes.append(f"{path}: cannot be read ({_reason(exc)}); its profiles are ignored")
         return {}
     try:
@@ -202,8 +208,6 @@ def _error_line(exc: configparser.Error) -> int | None:
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, UnicodeDecodeError):
-        return "not UTF-8 text"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return type(exc).__name__

@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
+import time
 from typing import Any
 
 from credd import protocol
@@ -21,8 +23,14 @@ from credd.sockets import Listener, peer_uid
 
 log = logging.getLogger(__name__)
 
-# Beyond this many open connections new ones are closed at once.
+# At most this many open connections. At the cap, the connection that has waited longest
+# for a request is dropped to make room (so idle clients cannot lock `credctl` out); a new
+# one is closed at once only when every open one is busy.
 MAX_CONNECTIONS = 256
+# Descriptors kept free for everything else (STS connections, the credentials file, code
+# commands) plus what asyncio accepts in one go (its accept backlog, 100) before our code runs.
+FD_RESERVE = 64 + 100
+MIN_CONNECTIONS = 8
 # A reply that cannot be handed to the client in this long means it stopped reading.
 SEND_TIMEOUT_SECONDS = 5.0
 
@@ -35,6 +43,9 @@ class ControlServer:
         self._daemon = daemon
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[asyncio.Task[Any]] = set()
+        # Connections waiting for their next request line, and since when (monotonic).
+        self._idle_since: dict[asyncio.Task[Any], float] = {}
+        self._max_connections = connection_limit()
         self._uid = os.getuid()
 
     async def start(self) -> None:
@@ -55,8 +66,8 @@ class ControlServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        if len(self._connections) >= MAX_CONNECTIONS:
-            log.warning("too many control connections; closing a new one")
+        if len(self._connections) >= self._max_connections and not self._drop_idlest():
+            log.warning("too many control connections, all busy; closing a new one")
             writer.close()
             return
         self._connections.add(task)
@@ -70,12 +81,27 @@ class ControlServer:
             pass
         finally:
             self._connections.discard(task)
+            self._idle_since.pop(task, None)
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1)
 
+    def _drop_idlest(self) -> bool:
+        """Make room by ending the connection that has waited longest for a request."""
+        if not self._idle_since:
+            return False
+        task = min(self._idle_since, key=self._idle_since.__getitem__)
+        del self._idle_since[task]
+        self._connections.discard(task)
+        task.cancel()
+        log.debug("too many control connections; dropped the longest idle one")
+        return True
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
         while True:
+            self._idle_since[task] = time.monotonic()
             try:
                 line = await asyncio.wait_for(reader.readline(), protocol.IDLE_TIMEOUT_SECONDS)
             except TimeoutError:
@@ -89,6 +115,7 @@ class ControlServer:
                     ),
                 )
                 return
+            self._idle_since.pop(task, None)
             if not line:
                 return
             try:
@@ -120,6 +147,14 @@ class ControlServer:
         finally:
             gone.cancel()
             self._daemon.unsubscribe(queue)
+
+
+def connection_limit(cap: int = MAX_CONNECTIONS) -> int:
+    """How many control connections fit in this process's RLIMIT_NOFILE, at most `cap`."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return cap
+    return max(MIN_CONNECTIONS, min(cap, soft - FD_RESERVE))
 
 
 async def _send(writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:

@@ -22,6 +22,10 @@ Every update (SPEC.md "The credentials file"):
    step 5, a few times at most;
 8. renames the temp file over the target and fsyncs the directory.
 
+A file that belongs to another user, or has more than one hard link, is
+never replaced (`FileWriteError`): the rename would hand another user's file
+to us, or split the link and leave old secrets under the other names.
+
 The result is always mode 0600. On any OS error the temp file is removed,
 the original is left byte-identical and `FileWriteError` names the path and
 the error, never the content.
@@ -161,6 +165,8 @@ class CredentialsWriter:
             return True
         if before is None and not new_text:
             return True
+        if before is not None:
+            self._check_replaceable(target)
         temp = self._write_temp(target, new_text.encode("utf-8"))
         try:
             if self._before_replace is not None:
@@ -177,6 +183,29 @@ class CredentialsWriter:
             raise
         self._fsync_dir(target.parent)
         return True
+
+    def _check_replaceable(self, target: Path) -> None:
+        """Refuse a file that the rename would not replace faithfully.
+
+        Another user's file would silently become ours (and lose its owner's access);
+        a hard-linked file would be split, its other names keeping the old secrets.
+        """
+        try:
+            info = os.lstat(target)
+        except OSError as error:
+            raise self._write_error(error) from None
+        if info.st_uid != os.getuid():
+            raise FileWriteError(
+                f"{self.path}: belongs to uid {info.st_uid}, not to you (uid {os.getuid()});"
+                " credd will not replace another user's file: chown it to yourself or set"
+                " credentials_file in the policy; the file was left unchanged"
+            )
+        if info.st_nlink > 1:
+            raise FileWriteError(
+                f"{self.path}: has {info.st_nlink} hard links, and replacing it would leave"
+                " the other names with the old credentials: make the others symlinks to it;"
+                " the file was left unchanged"
+            )
 
     def _target(self) -> Path:
         """The real file behind any symlinks, so that the rename keeps the link."""

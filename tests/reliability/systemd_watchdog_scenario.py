@@ -1,0 +1,99 @@
+"""credd under a real `systemd --user` manager: SIGSTOP the daemon, the watchdog restarts it.
+
+Run beside a manager by `with-systemd-user` (test_rel_systemd.py does):
+
+    with-systemd-user PYTHON tests/reliability/systemd_watchdog_scenario.py --bin-dir .venv/bin
+
+It reuses the steps of tests/support/systemd_scenario.py (sandbox, local STS,
+`credd install systemd` with a drop-in setting WatchdogSec=4 and RestartSec=1)
+and adds one: the main process is stopped with SIGSTOP, so its event loop
+cannot ping; systemd must kill it and start a new one. Prints a JSON report;
+exit 0 when every step passed, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "support"))
+
+from systemd_scenario import RESTART_SEC, WATCHDOG_SEC, Scenario, StepFailed
+
+# systemd sends WatchdogSignal (SIGABRT), then SIGKILL after TimeoutAbortSec (the unit's
+# TimeoutStopSec, 10 s); then RestartSec. Generous on top for a loaded machine.
+RESTART_DEADLINE = WATCHDOG_SEC + 10 + RESTART_SEC + 20
+
+
+def sigstop(scenario: Scenario) -> dict[str, Any]:
+    """SIGSTOP the main process; wait for the watchdog to replace it."""
+    before = scenario.show("MainPID", "NRestarts")
+    stopped = int(before["MainPID"])
+    os.kill(stopped, signal.SIGSTOP)
+
+    def restarted() -> dict[str, str]:
+        props = scenario.show("MainPID", "NRestarts", "ActiveState", "SubState")
+        again = (
+            int(props["NRestarts"]) == int(before["NRestarts"]) + 1
+            and props["ActiveState"] == "active"
+            and props["SubState"] == "running"
+            and props["MainPID"] not in ("0", before["MainPID"])
+        )
+        return props if again else {}
+
+    after: dict[str, str] = scenario.wait_for(
+        "the watchdog to restart the stopped daemon", restarted, timeout=RESTART_DEADLINE
+    )
+    try:
+        os.kill(stopped, 0)
+    except ProcessLookupError:
+        pass
+    else:
+        raise StepFailed(f"the stopped process {stopped} is still there")
+    states = scenario.wait_for(
+        "the new daemon to answer credctl",
+        lambda: {p["name"]: p["state"] for p in scenario.status_json()["profiles"]},
+    )
+    if scenario.status_json()["daemon"]["pid"] != int(after["MainPID"]):
+        raise StepFailed("credctl is answered by another process than MainPID")
+    return {"before": before, "after": after, "states": states}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every step; print the JSON report on stdout."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--bin-dir", type=Path, required=True, help="bin/ of credd's venv")
+    args = parser.parse_args(argv)
+    missing = [k for k in ("SDU_HOME", "XDG_RUNTIME_DIR") if not os.environ.get(k)]
+    if missing:
+        print(f"run me under with-systemd-user: {', '.join(missing)} unset", file=sys.stderr)
+        return 1
+    scenario = Scenario(args.bin_dir.absolute())
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("sandbox HOME, policy and AWS files", scenario.write_sandbox),
+        ("local STS (moto server)", scenario.start_sts),
+        ("credd install systemd + test drop-in", scenario.install_unit),
+        ("daemon-reload; unit loads; systemctl cat", scenario.daemon_reload),
+        ("systemctl start returns after READY=1", scenario.start),
+        ("SIGSTOP of MainPID: the watchdog restarts it", lambda: sigstop(scenario)),
+        ("systemctl stop ends cleanly, socket removed", scenario.stop),
+    ]
+    try:
+        for name, action in steps:
+            if not scenario.step(name, action):
+                break
+    finally:
+        scenario.close()
+    ok = len(scenario.steps) == len(steps) and all(s["ok"] for s in scenario.steps)
+    print(json.dumps({"ok": ok, "steps": scenario.steps}, indent=2, default=str))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
