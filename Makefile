@@ -4,7 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo bench clean
+# Debian packages the tests use: systemd-analyze and a user manager (systemd), tmux for
+# the terminal tests, unshare/nsenter (util-linux). Installed only where missing.
+DEBIAN_TOOLS := systemd-analyze:systemd tmux:tmux unshare:util-linux nsenter:util-linux
+DEBIAN_STAMP := $(VENV)/.debian
+
+.PHONY: test lint typecheck pytest demo bench clean debian-deps
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -16,6 +21,19 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 test: lint typecheck pytest
 
+$(DEBIAN_STAMP): | $(BIN)/python
+	@missing=""; for pair in $(DEBIAN_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "note: missing$$missing; the tests that need them will be skipped"; fi; \
+	fi
+	touch $(DEBIAN_STAMP)
+
+debian-deps: $(DEBIAN_STAMP)
+
 lint: $(STAMP)
 	$(BIN)/ruff check credd tests bench demo
 	$(BIN)/ruff format --check credd tests bench demo
@@ -23,7 +41,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy credd
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(DEBIAN_STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 demo: $(STAMP)

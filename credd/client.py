@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
-from typing import Any
 
 from credd import protocol
 from credd.errors import EXIT_FOR_FAULT, CreddError, DaemonUnreachableError, Fault
+
+# `typing` is for the type checker only: importing it costs credctl ~4 ms of a ~50 ms start
+# (bench/RESULTS.md #2). mypy treats any `TYPE_CHECKING` as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # A token request waits for STS and a durable write; STS's own timeouts bound it well below this.
 REQUEST_TIMEOUT_SECONDS = 60.0
@@ -51,8 +56,12 @@ class Client:
     def request(self, op: str, **fields: Any) -> Any:
         """Send one request and return its result, or raise RemoteError."""
         with self._connect() as sock:
-            sock.sendall(protocol.encode({"op": op, **fields}))
-            reply = _read_line(sock.makefile("rb"))
+            try:
+                sock.sendall(protocol.encode({"op": op, **fields}))
+                reply = _read_line(sock.makefile("rb"))
+            except (BrokenPipeError, ConnectionResetError):
+                # The daemon hung up first: it was stopping, or shedding connections.
+                raise CreddError("credd closed the connection without an answer") from None
         return _result(reply)
 
     def subscribe(self) -> Subscription:
@@ -61,7 +70,7 @@ class Client:
         sock.sendall(protocol.encode({"op": "subscribe"}))
         subscription = Subscription(sock)
         while not subscription.ready and not subscription.closed:
-            subscription.read()
+            subscription.receive()
         sock.settimeout(None)  # events may be hours apart; select() says when one is there
         return subscription
 
@@ -72,6 +81,7 @@ class Subscription:
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._buffer = b""
+        self._events: list[dict[str, Any]] = []
         self.ready = False  # the daemon acknowledged the subscription
         self.closed = False
 
@@ -79,15 +89,19 @@ class Subscription:
         """For select()."""
         return self._sock.fileno()
 
-    def read(self) -> list[dict[str, Any]]:
-        """Receive what has arrived; return the complete events in it."""
+    @property
+    def has_events(self) -> bool:
+        """Events already received and not yet handed out (no need to wait on select())."""
+        return bool(self._events)
+
+    def receive(self) -> None:
+        """Receive what has arrived and keep the complete events in it."""
         chunk = self._sock.recv(65536)
         if not chunk:
             self.closed = True
             self._sock.close()
-            return []
+            return
         self._buffer += chunk
-        events: list[dict[str, Any]] = []
         while b"\n" in self._buffer:
             line, self._buffer = self._buffer.split(b"\n", 1)
             message = json.loads(line)
@@ -95,7 +109,13 @@ class Subscription:
                 _result(message)
                 self.ready = True
             else:
-                events.append(message)
+                self._events.append(message)
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every complete event: those received with the acknowledgement, then what arrived."""
+        if not self._events and not self.closed:
+            self.receive()
+        events, self._events = self._events, []
         return events
 
     def close(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 
@@ -34,14 +33,54 @@ def parse_utc(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
-@dataclass(frozen=True, repr=False)
 class Credentials:
-    """A set of AWS credentials. Its repr never shows the secret or the token."""
+    """A set of AWS credentials, immutable. Its repr never shows the secret or the token.
+
+    A hand-written frozen value rather than a dataclass: `credctl` imports this module,
+    and `dataclasses` (through `inspect`) was a third of credctl's start-up time
+    (bench/RESULTS.md #2).
+    """
+
+    __slots__ = ("access_key_id", "expires_at", "secret_access_key", "session_token")
 
     access_key_id: str
     secret_access_key: str
-    session_token: str | None = None
-    expires_at: datetime | None = None
+    session_token: str | None
+    expires_at: datetime | None
+
+    def __init__(
+        self,
+        access_key_id: str,
+        secret_access_key: str,
+        session_token: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> None:
+        set_field = object.__setattr__
+        set_field(self, "access_key_id", access_key_id)
+        set_field(self, "secret_access_key", secret_access_key)
+        set_field(self, "session_token", session_token)
+        set_field(self, "expires_at", expires_at)
+
+    def _fields(self) -> tuple[str, str, str | None, datetime | None]:
+        return (self.access_key_id, self.secret_access_key, self.session_token, self.expires_at)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Credentials)
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __reduce__(self) -> tuple[type[Credentials], tuple[object, ...]]:
+        return (Credentials, self._fields())  # copy and pickle, despite __setattr__
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Credentials are immutable: cannot set {name}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Credentials are immutable: cannot delete {name}")
 
     def __repr__(self) -> str:
         expiry = format_utc(self.expires_at) if self.expires_at else None

@@ -17,12 +17,17 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
 
 from credd import __version__, paths, protocol
 from credd.client import Client
 from credd.credentials import format_relative, parse_utc
 from credd.errors import BadInputError, CreddError
+
+# `typing` is for the type checker only: importing it costs credctl ~4 ms of a ~50 ms start
+# (bench/RESULTS.md #2). mypy treats any `TYPE_CHECKING` as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 _COLOURS = {
     "fresh": "32",
@@ -34,14 +39,49 @@ _COLOURS = {
 }
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help layout, sized to the terminal without importing `shutil`.
+
+    argparse builds a formatter for every argument added, and the stock one asks
+    `shutil` for the width: importing it was ~4 ms of credctl's start (bench/RESULTS.md #2).
+    """
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_terminal_columns() - 2)
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser (and its subcommands' parsers) using `_Formatter`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(**kwargs)
+
+
+def _terminal_columns() -> int:
+    """$COLUMNS, else the terminal's width, else 80: what `shutil.get_terminal_size` says."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="credctl", description="Control a running credd (AWS MFA session keeper)."
     )
     parser.add_argument("--version", action="version", version=f"credctl {__version__}")
     parser.add_argument("--socket", type=Path, help="control socket (default: $CREDD_SOCKET)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_ArgumentParser
+    )
 
     token = sub.add_parser("token", help="feed a 6-digit MFA code")
     token.add_argument(
@@ -237,8 +277,9 @@ def _prompt(client: Client, out: TextIO) -> int:
         watched: list[Any] = [events.fileno()]
         if stdin_open and asking is not None:
             watched.append(sys.stdin)
-        ready, _, _ = select.select(watched, [], [])
-        if events.fileno() in ready:
+        # Events that came with the subscription's acknowledgement are handled at once.
+        ready, _, _ = select.select(watched, [], [], 0 if events.has_events else None)
+        if events.has_events or events.fileno() in ready:
             for event in events.read():
                 kind = event.get("event")
                 name = event.get("profile")

@@ -148,6 +148,7 @@ class Daemon:
         self._writer = writer_for(policy.credentials_file)
         self._writes = WriteBatcher(self._write_batch, delay=write_delay)
         self._background: set[asyncio.Task[Any]] = set()
+        self._status_due = False  # a STATUS= send is queued on the loop
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -528,6 +529,24 @@ class Daemon:
         self._changed()
 
     def _changed(self) -> None:
+        """Send STATUS= once the current burst of state changes is over.
+
+        The summary walks every profile: sent on each change, a start or a fan-out over
+        1,000 profiles cost O(n²) (most of `credd run`'s time to READY, bench/RESULTS.md
+        #6). One send per event-loop iteration says the same thing.
+        """
+        if self._notifier is None or self._status_due:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._send_status()
+            return
+        self._status_due = True
+        loop.call_soon(self._send_status)
+
+    def _send_status(self) -> None:
+        self._status_due = False
         if self._notifier is not None:
             self._notifier.status(self.status_text())
 

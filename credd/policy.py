@@ -46,8 +46,10 @@ import re
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import yaml
 
@@ -66,6 +68,8 @@ DEFAULT_REGION = "us-east-1"
 POLICY_VERSION = 1
 # A policy is a few kilobytes; refusing a huge file keeps a mistake from eating memory.
 MAX_POLICY_BYTES = 1 << 20
+# PyYAML's safe loader on libyaml's parser, where PyYAML was built with it.
+_FAST_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 TOP_KEYS = ("version", "defaults", "credentials_file", "profiles")
 DEFAULT_KEYS = ("duration", "refresh_before", "region", "code_command", "notify")
@@ -145,7 +149,16 @@ class Policy:
 
     def dependents(self, name: str) -> tuple[Profile, ...]:
         """The profiles whose source is `name` (direct dependents only), in refresh order."""
-        return tuple(p for p in self.profiles if p.source_profile == name)
+        return self._dependents.get(name, ())
+
+    @cached_property
+    def _dependents(self) -> Mapping[str, tuple[Profile, ...]]:
+        # Asked after every renewal: a scan of every profile each time made a fan-out over
+        # 1,000 profiles O(n²) (bench/RESULTS.md #4).
+        found: dict[str, list[Profile]] = {}
+        for profile in self.profiles:
+            found.setdefault(profile.source_profile, []).append(profile)
+        return MappingProxyType({source: tuple(group) for source, group in found.items()})
 
 
 def load_policy(path: Path, env: Mapping[str, str] = os.environ) -> Policy:
@@ -346,6 +359,28 @@ class _Parser:
         )
 
     def load_yaml(self) -> object:
+        """The document, composed once; on any trouble, PyYAML's own parser says what and where.
+
+        libyaml parses a 1,000-profile policy in a tenth of the time (it was a third of
+        `credd run`'s time to READY, bench/RESULTS.md #6); the same safe constructor
+        builds the values. It caps nesting at 1,000 levels itself, so it cannot run
+        out of stack. Its error messages differ from PyYAML's, so a document it refuses
+        is read again the slow way for the messages people and tests rely on.
+        """
+        try:
+            loader = _FAST_SAFE_LOADER(self.text)
+            try:
+                node = loader.get_single_node()
+                document = loader.construct_document(node) if node is not None else None
+            finally:
+                loader.dispose()
+        except (yaml.YAMLError, RecursionError):
+            return self.load_yaml_slowly()
+        if node is not None:
+            self.check_duplicates(node)
+        return document
+
+    def load_yaml_slowly(self) -> object:
         try:
             document = yaml.safe_load(self.text)
         except yaml.MarkedYAMLError as exc:
@@ -358,14 +393,13 @@ class _Parser:
             # PyYAML's composer recurses once per nesting level.
             self.error("top level", "nested too deeply to be a policy")
             return None
-        self.check_duplicates()
+        node = yaml.compose(self.text, Loader=yaml.SafeLoader)
+        if node is not None:
+            self.check_duplicates(node)
         return document
 
-    def check_duplicates(self) -> None:
+    def check_duplicates(self, node: yaml.Node) -> None:
         """A key written twice: safe_load silently keeps the last, which hides a mistake."""
-        node = yaml.compose(self.text, Loader=yaml.SafeLoader)
-        if node is None:
-            return
         seen: set[int] = set()  # aliases share nodes: visit each once (billion laughs)
         stack: list[tuple[yaml.Node, str]] = [(node, "")]
         while stack:
@@ -701,9 +735,11 @@ class _Parser:
         source_found = source_is_managed or aws.has_profile(source)
         problems: list[str] = []
         if not source_found:
+            # A file that could not be parsed hides its profiles: say so, with its line.
+            why = "".join(f"; {note}" for note in aws.notes)
             problems.append(
                 f"{place}.source_profile: {source!r} is neither in the policy nor in"
-                f" {aws.config_path} or {aws.credentials_path}"
+                f" {aws.config_path} or {aws.credentials_path}{why}"
             )
         overwritten = aws.credentials.get(entry.name)
         if overwritten is not None and overwritten.has_long_term_keys():

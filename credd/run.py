@@ -17,6 +17,7 @@ from credd.clock import SystemClock
 from credd.daemon import HEARTBEAT_SECONDS, Daemon
 from credd.errors import CreddError, PolicyError
 from credd.policy import Policy, load_policy
+from credd.prompts import CodeSources
 from credd.scheduler import ApsScheduler
 from credd.server import ControlServer
 from credd.service import LoopWatchdog, ServiceNotifier
@@ -49,6 +50,7 @@ def run(*, policy_path: Path, socket_path: Path, env: Mapping[str, str]) -> int:
     except CreddError as error:
         sys.stderr.write(f"credd: error: {error.message}\n")
         return error.exit_status
+    _sweep_temp_files(policy)
     try:
         asyncio.run(_serve(policy, policy_path, listener, env))
     finally:
@@ -58,6 +60,17 @@ def run(*, policy_path: Path, socket_path: Path, env: Mapping[str, str]) -> int:
     # A thread may still be inside an STS call that only its read timeout will end; the
     # file is consistent (writes were drained), so do not wait for it at interpreter exit.
     os._exit(0)
+
+
+def _sweep_temp_files(policy: Policy) -> None:
+    """Remove temp files that writes killed mid-way left beside the credentials file.
+
+    They hold session secrets; waiting for the next renewal to sweep them could take hours.
+    """
+    try:
+        CredentialsWriter(policy.credentials_file).sweep_stale_temp_files()
+    except CreddError as error:
+        log.warning("could not sweep old temp files: %s", error.message)
 
 
 async def _serve(
@@ -75,6 +88,7 @@ async def _serve(
         executor=executor,
         writer_for=CredentialsWriter,
         notifier=notifier,
+        code_helper=CodeSources(),
         socket_path=listener.path,
         pid=os.getpid(),
         version=__version__,
