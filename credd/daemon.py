@@ -148,6 +148,8 @@ class Daemon:
         self._writer = writer_for(policy.credentials_file)
         self._writes = WriteBatcher(self._write_batch, delay=write_delay)
         self._background: set[asyncio.Task[Any]] = set()
+        self._verifying: asyncio.Task[None] | None = None
+        self._file_seen: tuple[int, int, int, int] | None = None
         self._status_due = False  # a STATUS= send is queued on the loop
 
     # ------------------------------------------------------------------ lifecycle
@@ -197,6 +199,40 @@ class Daemon:
         for entry in list(self._entries.values()):
             if entry.next_refresh_at is not None and entry.next_refresh_at <= now + DUE_SLACK:
                 self._due(entry.name)
+        if self._verifying is None or self._verifying.done():
+            self._verifying = asyncio.get_running_loop().create_task(self._verify_file())
+
+    async def _verify_file(self) -> None:
+        """Put back what another program overwrote in a managed section since the last look.
+
+        The AWS CLI rewrites the file in place with no lock: when it read the file before one
+        of credd's renames and writes after it, its write replaces credd's renewal. Its
+        identity (inode, size, mtime) is checked each heartbeat; only a change costs a read.
+        """
+        signature = await self._in_thread(self._writer.signature)
+        if signature is None or signature == self._file_seen:
+            return
+        self._file_seen = signature
+        try:
+            sections = await self._in_thread(self._writer.read)
+        except CreddError:
+            return  # unparseable: the next write reports it in the profile
+        now = self._clock.now()
+        for entry in self._entries.values():
+            creds = entry.credentials
+            if entry.state is not State.FRESH or creds is None or not creds.is_valid_at(now):
+                continue
+            section = sections.get(entry.name, {})
+            if (
+                section.get("aws_access_key_id") != creds.access_key_id
+                or section.get("aws_session_token") != creds.session_token
+            ):
+                log.warning(
+                    "%s was changed in %s by another program; writing it again",
+                    entry.name,
+                    self._policy.credentials_file,
+                )
+                self._spawn(self._write_again(entry, creds, at_once=True))
 
     async def stop(self) -> None:
         """Stop cleanly: cancel renewals, but let a file write that has begun finish."""
@@ -204,8 +240,9 @@ class Daemon:
         for entry in self._entries.values():
             if entry.renewal is not None:
                 entry.renewal.cancel()
-        for task in list(self._background):
-            task.cancel()
+        for task in [*self._background, self._verifying]:
+            if task is not None:
+                task.cancel()
         await self._writes.drain()
         for queue in list(self._subscribers):
             queue.put_nowait({"event": "shutdown"})
@@ -404,12 +441,19 @@ class Daemon:
             )
         self._renew_dependents(entry)
 
-    async def _write_again(self, entry: Entry, creds: Credentials) -> None:
-        """Retry a failed write with backoff while these are still the credentials held."""
-        attempt = 0
+    async def _write_again(
+        self, entry: Entry, creds: Credentials, *, at_once: bool = False
+    ) -> None:
+        """Write the credentials held again, while they are still the ones held.
+
+        After a failed write the first try waits a backoff delay; `at_once` skips it.
+        Each further try waits longer.
+        """
+        failures = 0 if at_once else 1
         while entry.credentials is creds and creds.is_valid_at(self._clock.now()):
-            attempt += 1
-            await asyncio.sleep(planner.backoff_delay(attempt, rand=self._rand))
+            if failures:
+                await asyncio.sleep(planner.backoff_delay(failures, rand=self._rand))
+            failures += 1
             if entry.credentials is not creds:
                 return  # renewed meanwhile: the newer credentials have their own write
             try:

@@ -127,6 +127,17 @@ class CredentialsWriter:
             return {}
         return credfile.parse(self._decode(snapshot.data), path=str(self.path))
 
+    def signature(self) -> tuple[int, int, int, int] | None:
+        """The file's identity now (device, inode, size, mtime_ns), or None when it is absent.
+
+        Cheap enough for every heartbeat: the daemon re-reads the file only when it changed.
+        """
+        try:
+            info = os.stat(self._target())
+        except OSError:
+            return None
+        return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
     def update(self, updates: Mapping[str, Mapping[str, str | None]]) -> None:
         """Set (or, with None, remove) keys of any number of sections in one atomic write.
 

@@ -383,3 +383,20 @@ async def test_status_json_has_the_spec_shape() -> None:
     }
     assert first["kind"] == "mfa-session" and first["state"] == "awaiting-code"
     assert status["daemon"]["started_at"].endswith("Z")
+
+
+async def test_a_managed_section_overwritten_by_another_program_is_put_back() -> None:
+    """The AWS CLI writes with no lock and can replace a renewal just written: the next
+    heartbeat sees the file changed, finds the section differs, and writes it again."""
+    rig = await started(ROLE_ON_KEYS)
+    rig.daemon.tick()
+    await settle()
+    written = dict(rig.writer.sections["ops"])
+    rig.writer.overwrite("ops", {"aws_access_key_id": "AKIAOTHER", "aws_secret_access_key": "x"})
+    rig.daemon.tick()
+    await settle()
+    assert rig.writer.sections["ops"] == written
+    batches = len(rig.writer.batches)
+    rig.daemon.tick()
+    await settle()
+    assert len(rig.writer.batches) == batches, "an unchanged file is not read or written again"

@@ -190,6 +190,16 @@ class MemoryWriter:
         }
         self.batches: list[list[str]] = []
         self.fail: list[CreddError] = []
+        self.changes = 0  # stands in for the file's inode, size and mtime
+
+    def signature(self) -> tuple[int, int, int, int]:
+        """Changes whenever the 'file' does."""
+        return (0, 0, 0, self.changes)
+
+    def overwrite(self, section: str, keys: Mapping[str, str]) -> None:
+        """Another program rewrites a section (as `aws configure set` does)."""
+        self.sections[section] = dict(keys)
+        self.changes += 1
 
     def read(self) -> dict[str, dict[str, str]]:
         """The sections."""
@@ -200,6 +210,7 @@ class MemoryWriter:
         if self.fail:
             raise self.fail.pop(0)
         self.batches.append(sorted(updates))
+        self.changes += 1
         for name, keys in updates.items():
             section = self.sections.setdefault(name, {})
             for key, value in keys.items():
