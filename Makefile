@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 DEBIAN_TOOLS := systemd-analyze:systemd tmux:tmux unshare:util-linux nsenter:util-linux
 DEBIAN_STAMP := $(VENV)/.debian
 
-.PHONY: test lint typecheck pytest demo bench clean debian-deps
+.PHONY: test lint typecheck pytest demo bench clean debian-deps reliability-report
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -49,6 +49,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# Runs tests/reliability/ and regenerates docs/reliability.md from its results.
+reliability-report: $(STAMP) $(DEBIAN_STAMP)
+	$(BIN)/python tests/reliability/report.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
