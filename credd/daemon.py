@@ -315,19 +315,20 @@ class Daemon:
             return
         entry.waiting_since = self._clock.now()
         self._set(entry, State.AWAITING_CODE)
-        message = self._code_message(entry)
+        event = self._code_needed_event(entry)
         log.info("%s needs an MFA code", entry.name)
-        self._broadcast(
-            {
-                "event": "code-needed",
-                "profile": entry.name,
-                "mfa_serial": entry.profile.mfa_serial,
-                "message": message,
-                "expires_at": _utc(entry.expires_at),
-            }
-        )
+        self._broadcast(event)
         if self._code_helper is not None:
-            self._spawn(self._use_code_helper(entry, message))
+            self._spawn(self._use_code_helper(entry, event["message"]))
+
+    def _code_needed_event(self, entry: Entry) -> dict[str, Any]:
+        return {
+            "event": "code-needed",
+            "profile": entry.name,
+            "mfa_serial": entry.profile.mfa_serial,
+            "message": self._code_message(entry),
+            "expires_at": _utc(entry.expires_at),
+        }
 
     def _code_message(self, entry: Entry) -> str:
         expiry = entry.expires_at
@@ -615,15 +616,7 @@ class Daemon:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SUBSCRIBER_QUEUE)
         for entry in self._entries.values():
             if entry.state is State.AWAITING_CODE:
-                queue.put_nowait(
-                    {
-                        "event": "code-needed",
-                        "profile": entry.name,
-                        "mfa_serial": entry.profile.mfa_serial,
-                        "message": self._code_message(entry),
-                        "expires_at": _utc(entry.expires_at),
-                    }
-                )
+                queue.put_nowait(self._code_needed_event(entry))
         self._subscribers.add(queue)
         return queue
 
