@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def configure_logging(level: str) -> None:
-    """Log to stderr (journald and launchd capture it); AWS libraries never below INFO."""
+    """Log to stderr (journald and launchd capture it)."""
     handler = logging.StreamHandler(sys.stderr)
     # journald stamps each line itself; a terminal gets the time from us.
     stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
@@ -59,9 +59,8 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # botocore's DEBUG log prints request parameters and STS responses: secrets and codes.
-    for name in ("botocore", "boto3", "urllib3", "s3transfer"):
-        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
+    # The AWS libraries' own loggers are held at INFO by `credd.sts.quiet_aws_loggers`,
+    # which `credd run` calls before any STS client exists: their DEBUG output holds secrets.
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -178,9 +178,6 @@ def _expiry_phrase(expires_at: str | None, now: datetime | None = None) -> str:
 def _status(client: Client, out: TextIO, *, as_json: bool, short: bool) -> int:
     status = client.request("status")
     if as_json:
-        status["daemon"].pop("socket", None)
-        for profile in status["profiles"]:
-            profile.pop("role_arn", None)
         out.write(json.dumps(status, indent=2) + "\n")
         return 0
     now = datetime.now(UTC)

@@ -199,6 +199,10 @@ class Daemon:
         for entry in list(self._entries.values()):
             if entry.next_refresh_at is not None and entry.next_refresh_at <= now + DUE_SLACK:
                 self._due(entry.name)
+            elif entry.state is State.FRESH and not _valid(entry.credentials, now):
+                # A role that follows its source has no timer of its own; when the source
+                # waits for a code past its expiry, the role's credentials run out too.
+                self._set(entry, State.EXPIRED, error=entry.last_error)
         if self._verifying is None or self._verifying.done():
             self._verifying = asyncio.get_running_loop().create_task(self._verify_file())
 
@@ -285,7 +289,13 @@ class Daemon:
         when = planner.refresh_at(creds, entry.profile.refresh_before, entry.issued_at)
         self._schedule(entry, when)
 
+    def _is_current(self, entry: Entry) -> bool:
+        """False for an entry a reload removed or replaced: its late work must not act."""
+        return self._entries.get(entry.name) is entry
+
     def _schedule(self, entry: Entry, when: datetime) -> None:
+        if not self._is_current(entry):
+            return
         entry.next_refresh_at = when
         self._scheduler.at(entry.name, when, self._on_timer)
 
@@ -342,7 +352,12 @@ class Daemon:
     async def _use_code_helper(self, entry: Entry, message: str) -> None:
         assert self._code_helper is not None
         code = await self._code_helper.code_needed(entry.profile, message)
-        if code is None or entry.state is not State.AWAITING_CODE or entry.busy:
+        if (
+            code is None
+            or not self._is_current(entry)
+            or entry.state is not State.AWAITING_CODE
+            or entry.busy
+        ):
             return
         try:
             await self._renew_now(entry, code)
@@ -352,6 +367,8 @@ class Daemon:
     # ------------------------------------------------------------------ renewal
 
     def _start_renewal(self, entry: Entry, code: str | None) -> asyncio.Task[None]:
+        # Set now, not when the task first runs: READY=1 promises every state is known.
+        self._set(entry, State.REFRESHING, error=entry.last_error)
         task = asyncio.get_running_loop().create_task(self._renew(entry, code))
         entry.renewal = task
         # A background renewal's failure is recorded in its entry; nobody awaits the task.
@@ -381,7 +398,6 @@ class Daemon:
 
     async def _renew(self, entry: Entry, code: str | None) -> None:
         profile = entry.profile
-        self._set(entry, State.REFRESHING, error=entry.last_error)
         try:
             creds = await self._call_sts(profile, code)
         except CodeRejectedError as error:
@@ -408,6 +424,20 @@ class Daemon:
             if code is not None:
                 raise
             return
+        except Exception as error:
+            # A bug or an OS failure outside the adapters' own errors: never leave the
+            # profile stuck in `refreshing`; say so, and try again later.
+            log.exception("%s: unexpected failure while renewing", profile.name)
+            message = f"unexpected failure while renewing: {type(error).__name__}"
+            self._set(entry, State.ERROR, error=message)
+            if code is not None:
+                raise CreddError(message) from None
+            entry.attempts += 1
+            delay = planner.backoff_delay(entry.attempts, rand=self._rand)
+            self._schedule(entry, self._clock.now() + timedelta(seconds=delay))
+            return
+        if not self._is_current(entry):
+            return  # removed or replaced by a reload while STS answered
         entry.credentials = creds
         entry.issued_at = self._clock.now()
         entry.attempts = 0
@@ -455,8 +485,8 @@ class Daemon:
             if failures:
                 await asyncio.sleep(planner.backoff_delay(failures, rand=self._rand))
             failures += 1
-            if entry.credentials is not creds:
-                return  # renewed meanwhile: the newer credentials have their own write
+            if entry.credentials is not creds or not self._is_current(entry):
+                return  # renewed or reloaded meanwhile: newer credentials have their own write
             try:
                 await self._writes.write(entry.name, creds.as_file_keys(), urgent=False)
             except CreddError as error:
@@ -600,8 +630,9 @@ class Daemon:
         counts: dict[str, int] = {}
         for entry in self._entries.values():
             counts[entry.state.value] = counts.get(entry.state.value, 0) + 1
-        awaiting = [e.name for e in self._entries.values() if e.state is State.AWAITING_CODE]
-        return status_line(counts, awaiting)
+        waiting = [e for e in self._entries.values() if e.state is State.AWAITING_CODE]
+        waiting.sort(key=lambda e: e.waiting_since or self._started_at)  # longest first
+        return status_line(counts, [e.name for e in waiting])
 
     def _broadcast(self, event: dict[str, Any]) -> None:
         for queue in list(self._subscribers):
@@ -659,7 +690,6 @@ class Daemon:
                 "started_at": _utc(self._started_at),
                 "policy": str(self._policy.path),
                 "credentials_file": str(self._policy.credentials_file),
-                "socket": str(self._socket_path) if self._socket_path else None,
             },
             "profiles": [
                 {
@@ -670,7 +700,6 @@ class Daemon:
                     "next_refresh_at": _utc(e.next_refresh_at),
                     "source_profile": e.profile.source_profile,
                     "mfa_serial": e.profile.mfa_serial,
-                    "role_arn": e.profile.role_arn,
                     "last_error": e.last_error,
                 }
                 for e in self._entries.values()
@@ -681,8 +710,6 @@ class Daemon:
         """Use a code for `name`, or for the profile that waited longest (SPEC.md `token`)."""
         entry = self._code_target(name)
         await self._renew_now(entry, code)
-        if entry.state is State.ERROR:
-            raise CreddError(entry.last_error or f"{entry.name} could not be renewed")
         return {
             "profile": entry.name,
             "expires_at": _utc(entry.expires_at),
@@ -742,15 +769,13 @@ class Daemon:
                 tasks[entry.name] = self._start_renewal(entry, code=None)
         if tasks:
             await asyncio.wait(tasks.values())
-        renewed = [n for n in tasks if self._entries[n].state is State.FRESH]
+        # The entries chosen above, even if a reload replaced them meanwhile.
+        done = [e for e in chosen if e.name in tasks]
+        renewed = [e.name for e in done if e.state is State.FRESH]
         failed = [
-            {
-                "profile": n,
-                "state": self._entries[n].state.value,
-                "error": self._entries[n].last_error,
-            }
-            for n in tasks
-            if self._entries[n].state is not State.FRESH
+            {"profile": e.name, "state": e.state.value, "error": e.last_error}
+            for e in done
+            if e.state is not State.FRESH
         ]
         return {"renewed": renewed, "awaiting_code": awaiting, "failed": failed}
 
@@ -833,11 +858,9 @@ def _consume(task: asyncio.Task[None]) -> None:
         task.exception()
 
 
+def _valid(creds: Credentials | None, now: datetime) -> bool:
+    return creds is not None and creds.is_valid_at(now)
+
+
 def _utc(when: datetime | None) -> str | None:
     return format_utc(when) if when is not None else None
-
-
-def _mask(creds: Credentials) -> str:
-    from credd.credentials import mask_key_id
-
-    return mask_key_id(creds.access_key_id)

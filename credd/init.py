@@ -33,15 +33,15 @@ from credd.errors import PolicyError
 from credd.install import install
 from credd.login import default_target, display_path
 from credd.policy import (
-    _ROLE_ARN,
+    ROLE_ARN,
     ROLE_CHAINED_MAX,
     ROLE_MIN,
     SESSION_DEFAULT,
     SESSION_MAX,
     SESSION_MIN,
-    _mfa_serial_problem,
-    _section_name_problem,
+    mfa_serial_problem,
     parse_policy,
+    section_name_problem,
 )
 
 T = TypeVar("T")
@@ -333,7 +333,7 @@ class _Init:
         return [name for name in names if self.aws.has_long_term_keys(name)]
 
     def check_source(self, answer: str, sources: list[str]) -> tuple[str | None, str]:
-        problem = _section_name_problem(answer)
+        problem = section_name_problem(answer)
         if problem is not None:
             return None, f"not a profile name: {problem}"
         if sources and answer not in sources:
@@ -343,7 +343,7 @@ class _Init:
     def check_new_name(
         self, answer: str, *, taken: set[str], sources: list[str]
     ) -> tuple[str | None, str]:
-        problem = _section_name_problem(answer)
+        problem = section_name_problem(answer)
         if problem is not None:
             return None, f"not a profile name: {problem}"
         if answer in taken:
@@ -402,12 +402,12 @@ class _Init:
 def _check_serial(answer: str) -> tuple[str | None, str]:
     if not answer:
         return None, f"the MFA device's ARN is needed, such as {_MFA_EXAMPLE}"
-    problem = _mfa_serial_problem(answer)
+    problem = mfa_serial_problem(answer)
     return (None, problem) if problem is not None else (answer, "")
 
 
 def _check_role_arn_or_end(answer: str) -> tuple[str | None, str]:
-    if not answer or _ROLE_ARN.fullmatch(answer):
+    if not answer or ROLE_ARN.fullmatch(answer):
         return answer, ""
     return None, f"not a role ARN such as {_ROLE_EXAMPLE}"
 

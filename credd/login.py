@@ -46,8 +46,8 @@ from credd.policy import (
     SESSION_DEFAULT,
     SESSION_MAX,
     SESSION_MIN,
-    _mfa_serial_problem,
-    _section_name_problem,
+    mfa_serial_problem,
+    section_name_problem,
 )
 from credd.sts import Boto3Sts, StsClient
 from credd.writer import CredentialsWriter
@@ -189,7 +189,7 @@ class _Login:
                 f"no MFA device for profile {source}: pass --serial-number ARN, or set"
                 f" mfa_serial for it in {display_path(aws.config_path, self.env)}"
             )
-        problem = _mfa_serial_problem(serial)
+        problem = mfa_serial_problem(serial)
         if problem is not None:
             raise BadInputError(f"MFA serial number: {problem}")
         return serial
@@ -238,7 +238,7 @@ class _Login:
 
 
 def _check_profile_name(name: str, option: str) -> None:
-    problem = _section_name_problem(name)
+    problem = section_name_problem(name)
     if problem is not None:
         raise BadInputError(f"{option}: not a usable profile name ({problem})")
 

@@ -95,7 +95,7 @@ _MFA_ARN = re.compile(
 _U2F_ARN = re.compile(r"arn:aws[-a-z]*:iam::[0-9]{12}:u2f/.*", re.DOTALL)
 # Hardware TOTP tokens registered before ARNs were issued for them (Gemalto "GAHT12345678").
 _HARDWARE_SERIAL = re.compile(r"[A-Z0-9]{9,256}")
-_ROLE_ARN = re.compile(rf"arn:aws[-a-z]*:iam::[0-9]{{12}}:role/(?:[!-~]*/)?[{_NAME_CHARS}]{{1,64}}")
+ROLE_ARN = re.compile(rf"arn:aws[-a-z]*:iam::[0-9]{{12}}:role/(?:[!-~]*/)?[{_NAME_CHARS}]{{1,64}}")
 _ROLE_SESSION_NAME = re.compile(rf"[{_NAME_CHARS}]{{2,64}}")
 _NOT_SESSION_NAME_CHAR = re.compile(rf"[^{_NAME_CHARS}]")
 _EXTERNAL_ID = re.compile(r"[A-Za-z0-9_+=,.@:/-]{2,1224}")
@@ -504,7 +504,7 @@ class _Parser:
 
     def entry(self, name: str, body: object) -> _Entry | None:
         place = f"profiles.{name}"
-        name_problem = _section_name_problem(name)
+        name_problem = section_name_problem(name)
         if name_problem:
             self.error(place, f"not usable as a credentials file section: {name_problem}")
         if not isinstance(body, dict):
@@ -577,7 +577,7 @@ class _Parser:
         name = self.string(value, place)
         if name is None:
             return None
-        problem = _section_name_problem(name)
+        problem = section_name_problem(name)
         if problem:
             self.error(place, f"{_show(name)} is not a profile name: {problem}")
             return None
@@ -587,7 +587,7 @@ class _Parser:
         serial = self.string(value, place)
         if serial is None:
             return None
-        problem = _mfa_serial_problem(serial)
+        problem = mfa_serial_problem(serial)
         if problem:
             self.error(place, problem)
             return None
@@ -597,7 +597,7 @@ class _Parser:
         arn = self.string(value, place)
         if arn is None:
             return None
-        if not _ROLE_ARN.fullmatch(arn):
+        if not ROLE_ARN.fullmatch(arn):
             self.error(place, f"{_show(arn)} is not a role ARN such as {_ROLE_EXAMPLE}")
             return None
         return arn
@@ -835,7 +835,7 @@ class _Parser:
                 f" {aws.config_path} or {aws.credentials_path}; add mfa_serial: {_MFA_EXAMPLE}",
             )
             return None
-        problem = _mfa_serial_problem(inherited)
+        problem = mfa_serial_problem(inherited)
         if problem:
             self.error(
                 f"{place}.mfa_serial",
@@ -932,7 +932,7 @@ def _refresh_order(profiles: list[Profile]) -> tuple[Profile, ...]:
     return tuple(ordered)
 
 
-def _section_name_problem(name: str) -> str | None:
+def section_name_problem(name: str) -> str | None:
     """Why `name` cannot be a `[NAME]` section of the credentials file, if it cannot."""
     if not name:
         return "it is empty"
@@ -945,7 +945,7 @@ def _section_name_problem(name: str) -> str | None:
     return None
 
 
-def _mfa_serial_problem(serial: str) -> str | None:
+def mfa_serial_problem(serial: str) -> str | None:
     """Why STS would not take `serial` as a TOTP device, if it would not."""
     if _MFA_ARN.fullmatch(serial) or _HARDWARE_SERIAL.fullmatch(serial):
         return None

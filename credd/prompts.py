@@ -213,12 +213,11 @@ async def _run(argv: list[str], *, timeout: float, capture: bool, max_output: in
             stderr=asyncio.subprocess.DEVNULL,
             start_new_session=True,
         )
-    except OSError as error:
+    except (OSError, ValueError) as error:  # ValueError: a NUL byte in an argument
         if capture_pipe is not None:
             capture_pipe.close()
-        raise _CommandFailed(
-            f"cannot be started: {error.strerror or type(error).__name__}"
-        ) from None
+        reason = error.strerror if isinstance(error, OSError) else None
+        raise _CommandFailed(f"cannot be started: {reason or type(error).__name__}") from None
     finally:
         if write_end is not None:
             os.close(write_end)  # the command holds its own copy

@@ -31,8 +31,10 @@ log = logging.getLogger(__name__)
 WORKER_THREADS = 8
 # launchd has no watchdog: a loop that misses this many heartbeats ends the process.
 LOOP_STALL_SECONDS = 4 * HEARTBEAT_SECONDS
-# A clean stop may wait this long for a write already begun.
+# A clean stop may wait this long for a write already begun; a write waits at most
+# WRITER_LOCK_TIMEOUT_SECONDS for another writer's lock, so it fits.
 STOP_TIMEOUT_SECONDS = 5.0
+WRITER_LOCK_TIMEOUT_SECONDS = 3.0
 
 
 def run(*, policy_path: Path, socket_path: Path, env: Mapping[str, str]) -> int:
@@ -52,14 +54,14 @@ def run(*, policy_path: Path, socket_path: Path, env: Mapping[str, str]) -> int:
         return error.exit_status
     _sweep_temp_files(policy)
     try:
-        asyncio.run(_serve(policy, policy_path, listener, env))
+        status = asyncio.run(_serve(policy, policy_path, listener, env))
     finally:
         listener.close()
     log.info("stopped")
     logging.shutdown()
     # A thread may still be inside an STS call that only its read timeout will end; the
     # file is consistent (writes were drained), so do not wait for it at interpreter exit.
-    os._exit(0)
+    os._exit(status)
 
 
 def _sweep_temp_files(policy: Policy) -> None:
@@ -75,10 +77,11 @@ def _sweep_temp_files(policy: Policy) -> None:
 
 async def _serve(
     policy: Policy, policy_path: Path, listener: Listener, env: Mapping[str, str]
-) -> None:
+) -> int:
     loop = asyncio.get_running_loop()
     notifier = ServiceNotifier(env)
     executor = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="credd-worker")
+    code_sources = CodeSources()
     daemon = Daemon(
         policy=policy,
         load_policy=lambda: load_policy(policy_path, env),
@@ -86,9 +89,9 @@ async def _serve(
         clock=SystemClock(),
         scheduler=ApsScheduler(),
         executor=executor,
-        writer_for=CredentialsWriter,
+        writer_for=_writer,
         notifier=notifier,
-        code_helper=CodeSources(),
+        code_helper=code_sources,
         socket_path=listener.path,
         pid=os.getpid(),
         version=__version__,
@@ -97,11 +100,16 @@ async def _serve(
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload(daemon)))
 
-    await server.start()
+    # The first plan is made before any request is served: clients wait in the listen
+    # backlog meanwhile, and a reload cannot race it.
     daemon.start_scheduler()
     await daemon.start()
+    await server.start()
+    reloads: set[asyncio.Task[None]] = set()
+    loop.add_signal_handler(
+        signal.SIGHUP, lambda: _track(reloads, loop.create_task(_reload(daemon)))
+    )
     notifier.ready(daemon.status_text())
     log.info(
         "credd %s serving %d profiles on %s (policy %s)",
@@ -113,9 +121,14 @@ async def _serve(
     watchdog = LoopWatchdog(LOOP_STALL_SECONDS)
     watchdog.start()
     tasks = [
-        loop.create_task(daemon.heartbeat(on_beat=watchdog.beat)),
-        loop.create_task(_systemd_watchdog(notifier)),
+        loop.create_task(daemon.heartbeat(on_beat=watchdog.beat), name="heartbeat"),
+        loop.create_task(_systemd_watchdog(notifier), name="systemd-watchdog"),
     ]
+    failures: list[BaseException] = []
+    for task in tasks:
+        # If one of these dies, the daemon no longer does its job: say why, and stop
+        # (exit 1: systemd and launchd start a fresh one).
+        task.add_done_callback(lambda t: _fatal(t, stop, failures))
     await stop.wait()
 
     log.info("stopping")
@@ -123,12 +136,37 @@ async def _serve(
     watchdog.stop()
     for task in tasks:
         task.cancel()
-    await server.close()
+    server.stop_accepting()
     try:
+        # Subscribers hear "shutdown" before their connections are closed.
         await asyncio.wait_for(daemon.stop(), STOP_TIMEOUT_SECONDS)
     except TimeoutError:
         log.error("a credentials-file write did not finish in %ss", STOP_TIMEOUT_SECONDS)
+    await server.close()
+    await code_sources.close()
     executor.shutdown(wait=False, cancel_futures=True)
+    return 1 if failures else 0
+
+
+def _writer(path: Path) -> CredentialsWriter:
+    # A lock held elsewhere gives up before a stop's budget runs out, so a stop never cuts
+    # a write off; the renewal it carried is retried.
+    return CredentialsWriter(path, lock_timeout=WRITER_LOCK_TIMEOUT_SECONDS)
+
+
+def _track(tasks: set[asyncio.Task[None]], task: asyncio.Task[None]) -> None:
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+def _fatal(task: asyncio.Task[None], stop: asyncio.Event, failures: list[BaseException]) -> None:
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        log.critical("internal task %s failed: %r; stopping", task.get_name(), error)
+        failures.append(error)
+        stop.set()
 
 
 async def _reload(daemon: Daemon) -> None:

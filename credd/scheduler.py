@@ -38,6 +38,32 @@ class Scheduler(Protocol):
         ...
 
 
+class _CoalescingAsyncIOScheduler(AsyncIOScheduler):  # type: ignore[misc]
+    """AsyncIOScheduler whose wakeups coalesce: at most one waits on the loop at a time.
+
+    Its own `wakeup` goes through `call_soon_threadsafe` once per job added, a byte into
+    the event loop's self-pipe each. Planning 1,000 profiles at once filled that pipe,
+    so the SIGTERM that came next could not be written to it and was lost: the daemon
+    never stopped (bench/RESULTS.md #6). It also ran the job store once per job added.
+    """
+
+    _wakeup_queued = False
+
+    def wakeup(self) -> None:
+        """Have the loop look at the jobs again, soon; a wakeup already queued will do."""
+        if self._wakeup_queued:
+            return
+        self._wakeup_queued = True
+        self._eventloop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        self._wakeup_queued = False
+        if not self.running:
+            return
+        self._stop_timer()
+        self._start_timer(self._process_jobs())
+
+
 class ApsScheduler:
     """`Scheduler` on APScheduler 3's AsyncIOScheduler.
 
@@ -49,7 +75,7 @@ class ApsScheduler:
     def __init__(self) -> None:
         # APScheduler logs every job run at INFO; that is noise in a daemon's journal.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
-        self._scheduler = AsyncIOScheduler(
+        self._scheduler = _CoalescingAsyncIOScheduler(
             timezone=UTC,
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
         )

@@ -54,10 +54,14 @@ class ControlServer:
             self._accept, sock=self._listener.sock, limit=protocol.MAX_REQUEST_BYTES
         )
 
-    async def close(self) -> None:
-        """Stop accepting and end every open connection."""
+    def stop_accepting(self) -> None:
+        """Take no new connection; the open ones go on (a stopping daemon still says goodbye)."""
         if self._server is not None:
             self._server.close()
+
+    async def close(self) -> None:
+        """Stop accepting and end every open connection."""
+        self.stop_accepting()
         for task in list(self._connections):
             task.cancel()
         if self._connections:
@@ -78,6 +82,10 @@ class ControlServer:
                 return
             await self._serve(reader, writer)
         except (ConnectionError, TimeoutError):
+            pass
+        except asyncio.CancelledError:
+            # Ended by close() or to make room: the top of this connection's task, so the
+            # cancellation stops here (asyncio would log it as an error otherwise).
             pass
         finally:
             self._connections.discard(task)

@@ -6,6 +6,7 @@ twelve-hour schedule is walked through in milliseconds.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -20,6 +21,7 @@ from credd.errors import (
     StsError,
     StsTransientError,
 )
+from credd.policy import Profile
 from credd.states import State
 
 CHAIN = """
@@ -400,3 +402,70 @@ async def test_a_managed_section_overwritten_by_another_program_is_put_back() ->
     rig.daemon.tick()
     await settle()
     assert len(rig.writer.batches) == batches, "an unchanged file is not read or written again"
+
+
+async def test_a_role_following_its_source_expires_when_the_source_waits_too_long() -> None:
+    """A capped role has no timer of its own: when its source waits for a code past its
+    expiry, the heartbeat moves the role from fresh to expired (never a stale `fresh`)."""
+    rig = await started(CHAIN.replace("duration: 12h", "duration: 80m"))
+    await rig.daemon.feed_code("123456", "session-x")
+    await settle()
+    rig.clock.advance(45 * 60)
+    await rig.scheduler.run_due()
+    assert state(rig, "admin") is State.FRESH and rig.scheduler.when("admin") is None
+    rig.clock.advance(60 * 60)  # past the source's expiry, no code fed
+    await rig.scheduler.run_due()
+    rig.daemon.tick()
+    await settle()
+    assert state(rig, "session-x") is State.AWAITING_CODE
+    assert state(rig, "admin") is State.EXPIRED
+
+
+async def test_every_state_is_known_when_start_returns() -> None:
+    """READY=1 follows start(): no profile may still be `pending` then."""
+    rig = make_rig(CHAIN + ROLE_ON_KEYS.split("profiles:\n")[1])
+    await rig.daemon.start()
+    assert "pending" not in rig.daemon.status_text()
+    assert all(p["state"] != "pending" for p in rig.daemon.status()["profiles"])
+
+
+async def test_an_unexpected_failure_is_an_error_with_a_retry_not_a_stuck_refresh() -> None:
+    """A failure outside credd's own errors (a bug, an OS error) puts the profile in `error`
+    and plans a retry instead of leaving it `refreshing` forever."""
+    rig = make_rig(ROLE_ON_KEYS)
+    rig.sts.fail = [RuntimeError("boom")]  # type: ignore[list-item]
+    await rig.daemon.start()
+    await settle()
+    entry = rig.daemon.entry("ops")
+    assert entry is not None and entry.state is State.ERROR
+    assert entry.last_error == "unexpected failure while renewing: RuntimeError"
+    assert rig.scheduler.when("ops") is not None
+    rig.clock.advance(60)
+    await rig.scheduler.run_due()
+    assert entry.state is State.FRESH
+
+
+async def test_a_code_command_answering_after_a_reload_removed_its_profile_is_ignored() -> None:
+    """A code command still running when a reload removes its profile: its code is not
+    sent to STS, nothing is written, and no timer is left behind."""
+    release = asyncio.Event()
+
+    class SlowCodeCommand:
+        async def code_needed(self, profile: Profile, message: str) -> str | None:
+            await release.wait()
+            return "123456"
+
+    rig = make_rig(CHAIN)
+    rig.daemon._code_helper = SlowCodeCommand()
+    await rig.daemon.start()
+    await settle()
+    assert state(rig, "session-x") is State.AWAITING_CODE
+    rig.daemon._load_policy = lambda: make_policy(ROLE_ON_KEYS)
+    await rig.daemon.reload()
+    await settle()
+    calls = len(rig.sts.calls)
+    release.set()
+    await settle()
+    assert len(rig.sts.calls) == calls, "the code was not used"
+    assert "session-x" not in rig.writer.sections
+    assert rig.scheduler.when("session-x") is None
