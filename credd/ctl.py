@@ -9,7 +9,6 @@ prefixed `credctl: error:`; exit statuses follow SPEC.md (0 ok, 1 AWS said no,
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import select
@@ -152,7 +151,12 @@ def _dispatch(args: argparse.Namespace, client: Client, out: TextIO) -> int:
 
 def _read_code(code: str | None) -> str:
     if code is None:
-        code = getpass.getpass("MFA code: ") if sys.stdin.isatty() else sys.stdin.readline()
+        if sys.stdin.isatty():
+            import getpass  # only here: `credctl token CODE` must start fast
+
+            code = getpass.getpass("MFA code: ")
+        else:
+            code = sys.stdin.readline()
         code = code.strip()
     return protocol.validate_code(code)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from credd.scheduler import ApsScheduler
 
@@ -52,3 +53,36 @@ async def test_a_job_planned_again_replaces_the_first_and_cancel_forgets_it() ->
     scheduler.wakeup()
     scheduler.shutdown()
     assert ran == ["a"]
+
+
+async def test_planning_a_thousand_profiles_queues_one_wakeup_not_a_thousand() -> None:
+    """Regression: APScheduler wrote one byte into the loop's self-pipe per job added; 1,000
+    at once filled the pipe, and the SIGTERM that followed was lost (the daemon never
+    stopped). Wakeups now coalesce: one is queued however many jobs are planned."""
+    loop = asyncio.get_running_loop()
+    scheduler = ApsScheduler()
+    scheduler.start()
+    queued = 0
+    real = loop.call_soon_threadsafe
+
+    def counting(callback: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal queued
+        queued += 1
+        return real(callback, *args, **kwargs)
+
+    loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+    try:
+        later = datetime.now(UTC) + timedelta(hours=1)
+
+        async def job(name: str) -> None:
+            return None
+
+        for i in range(1000):
+            scheduler.at(f"p{i}", later, job)
+        assert queued <= 1
+        await asyncio.sleep(0.05)
+        scheduler.at("one-more", later, job)
+        assert queued <= 2
+    finally:
+        loop.call_soon_threadsafe = real  # type: ignore[method-assign]
+        scheduler.shutdown()

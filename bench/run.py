@@ -1,0 +1,83 @@
+"""`make bench`: credd's performance against its targets (issue 6), written to bench/RESULTS.md.
+
+Runs everything against moto's server on 127.0.0.1 as the one local STS, in
+sandboxed HOMEs, measuring whole processes from outside. `BENCH_QUICK=1` (or
+`--quick`) is a tiny smoke run whose figures mean nothing; `--out PATH` writes
+the report elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from report import write_report
+from scenarios import Bench, Config
+from stack import moto_server
+
+RESULTS = Path(__file__).resolve().with_name("RESULTS.md")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every measurement; write the report; exit 0 even when a target is missed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run (also BENCH_QUICK=1)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="report path")
+    args = parser.parse_args(argv)
+    quick = args.quick or os.environ.get("BENCH_QUICK", "") not in ("", "0")
+    config = Config.quick() if quick else Config()
+    started = time.perf_counter()
+    load_before = os.getloadavg()
+    durations: dict[str, float] = {}
+    steps = (
+        ("floor", "floor"),
+        ("#1 credctl token", "token"),
+        ("#5 big credentials file", "big_file"),
+        ("#2/#3 status, then the idle daemon alone", "status_and_idle"),
+        ("#4 fan-out", "fanout"),
+        ("#6 start to READY", "start_to_ready"),
+        ("#7 10,000 renewals", "long_life"),
+    )
+    with tempfile.TemporaryDirectory(prefix="credd-bench-") as scratch:
+        workdir = Path(scratch)
+        with moto_server(workdir / "moto.log") as moto:
+            bench = Bench(config, moto, workdir)
+            try:
+                fresh_file: Path | None = None
+                for label, method in steps:
+                    step_start = time.perf_counter()
+                    print(f"bench: {label} ...", flush=True)
+                    if method == "fanout":
+                        fresh_file = bench.fanout()
+                    elif method == "start_to_ready":
+                        assert fresh_file is not None
+                        bench.start_to_ready(fresh_file)
+                    else:
+                        getattr(bench, method)()
+                    durations[label] = time.perf_counter() - step_start
+                    print(f"bench: {label}: {durations[label]:.1f} s", flush=True)
+                bench.explain()
+            finally:
+                bench.close()
+    elapsed = time.perf_counter() - started
+    bench.results.extra["seconds per step"] = {k: round(v, 1) for k, v in durations.items()}
+    bench.results.extra["load average (1 min) before and after the run"] = (
+        f"{load_before[0]:.2f}, {os.getloadavg()[0]:.2f} (other work on the machine"
+        " skews the spread; medians are quoted for that reason)"
+    )
+    write_report(args.out, bench.results, config=config, quick=quick, elapsed=elapsed)
+    for row in bench.results.rows:
+        verdict = {True: "pass", False: "FAIL", None: "-"}[row.passed]
+        print(f"#{row.number:<3} {verdict:4}  {row.figure}  vs {row.compared}  ratio {row.ratio}")
+    print(f"bench: wrote {args.out} in {elapsed:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
