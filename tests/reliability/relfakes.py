@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Mapping
-from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
+
+from support.fakes import FakeClock, FakeScheduler, InlineExecutor, MemoryWriter
 
 from credd.awsfiles import AwsFiles
 from credd.credentials import Credentials
 from credd.daemon import Daemon
 from credd.errors import StsTransientError
 from credd.policy import Policy, parse_policy
-from credd.scheduler import Callback
 
 T = TypeVar("T")
 
@@ -49,76 +48,6 @@ profiles:
 """
 
 
-class Clocks:
-    """Wall, monotonic and boot clocks that move only when told."""
-
-    def __init__(self) -> None:
-        self.wall = T0
-        self.mono = 1000.0
-        self.boot = 1000.0
-
-    def now(self) -> datetime:
-        """The wall clock."""
-        return self.wall
-
-    def monotonic(self) -> float:
-        """CLOCK_MONOTONIC: stops during a suspend."""
-        return self.mono
-
-    def boottime(self) -> float:
-        """CLOCK_BOOTTIME: counts a suspend."""
-        return self.boot
-
-    def run(self, seconds: float) -> None:
-        """Time passes with the machine awake."""
-        self.wall += timedelta(seconds=seconds)
-        self.mono += seconds
-        self.boot += seconds
-
-    def suspend(self, seconds: float) -> None:
-        """The machine sleeps: wall and boot move, monotonic does not."""
-        self.wall += timedelta(seconds=seconds)
-        self.boot += seconds
-
-    def set_wall(self, seconds: float) -> None:
-        """Someone sets the wall clock `seconds` forward (or back)."""
-        self.wall += timedelta(seconds=seconds)
-
-
-@dataclass
-class SleepyScheduler:
-    """Holds one job per name; fires only in `fire_due`, like APScheduler while awake."""
-
-    clock: Clocks
-    jobs: dict[str, tuple[datetime, Callback]] = field(default_factory=dict)
-    wakeups: int = 0
-
-    def start(self) -> None:
-        """Nothing to start."""
-
-    def at(self, name: str, when: datetime, callback: Callback) -> None:
-        """Plan (or re-plan) `name`."""
-        self.jobs[name] = (when, callback)
-
-    def cancel(self, name: str) -> None:
-        """Forget `name`."""
-        self.jobs.pop(name, None)
-
-    def wakeup(self) -> None:
-        """Count the daemon's nudges after a jump."""
-        self.wakeups += 1
-
-    def shutdown(self) -> None:
-        """Nothing to stop."""
-
-    def fire_due(self) -> None:
-        """Run every job whose time has come by the wall clock."""
-        for name, (when, callback) in list(self.jobs.items()):
-            if when <= self.clock.now():
-                del self.jobs[name]
-                asyncio.get_running_loop().create_task(callback(name))
-
-
 @dataclass
 class Call:
     """One STS call."""
@@ -132,7 +61,7 @@ class Call:
 class CountingSts:
     """STS that issues credentials for `duration` from the fake clock, or fails when told."""
 
-    def __init__(self, clock: Clocks) -> None:
+    def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.calls: list[Call] = []
         self.failing = False
@@ -177,51 +106,15 @@ class CountingSts:
         return sum(1 for c in self.calls if c.name == session_name)
 
 
-class MemoryFile:
-    """The credentials file as a dict; `writes` counts the rewrites."""
-
-    def __init__(self) -> None:
-        self.sections: dict[str, dict[str, str]] = {"default": dict(KEYS)}
-        self.writes = 0
-
-    def read(self) -> dict[str, dict[str, str]]:
-        """The sections."""
-        return {k: dict(v) for k, v in self.sections.items()}
-
-    def update(self, updates: Mapping[str, Mapping[str, str | None]]) -> None:
-        """Apply updates."""
-        self.writes += 1
-        for name, keys in updates.items():
-            section = self.sections.setdefault(name, {})
-            for key, value in keys.items():
-                if value is None:
-                    section.pop(key, None)
-                else:
-                    section[key] = value
-
-
-class InlineExecutor(Executor):
-    """Runs each call at once, on the loop's thread."""
-
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        """Run `fn` now; its result or exception in a done Future."""
-        future: Future[T] = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as error:
-            future.set_exception(error)
-        return future
-
-
 @dataclass
 class Rig:
     """A daemon on fakes, and the fakes."""
 
     daemon: Daemon
-    clock: Clocks
-    scheduler: SleepyScheduler
+    clock: FakeClock
+    scheduler: FakeScheduler
     sts: CountingSts
-    file: MemoryFile
+    file: MemoryWriter
 
     def state(self, name: str) -> str:
         """A profile's state."""
@@ -243,19 +136,19 @@ class Rig:
         """Time passes awake: the scheduler fires what is due and the heartbeat beats."""
         left = seconds
         while left > 0:
-            self.clock.run(min(step, left))
+            self.clock.advance(min(step, left))
             left -= step
-            self.scheduler.fire_due()
+            await self.scheduler.run_due()
             await self.settle()
             await self.heartbeat()
 
 
 def make_rig(policy_text: str = POLICY) -> Rig:
     """A daemon on the fakes (call inside a running loop)."""
-    clock = Clocks()
-    scheduler = SleepyScheduler(clock)
+    clock = FakeClock(T0)
+    scheduler = FakeScheduler(clock)
     sts = CountingSts(clock)
-    memory = MemoryFile()
+    memory = MemoryWriter({"default": KEYS})
     aws = AwsFiles.from_sections(
         config_path=Path("/nonexistent/config"),
         credentials_path=Path("/nonexistent/credentials"),

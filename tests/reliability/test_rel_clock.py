@@ -93,7 +93,7 @@ def test_a_wall_clock_jump_forward_renews_at_the_next_heartbeat() -> None:
     async def body(rig: Rig) -> None:
         await _all_fresh(rig)
         calls = len(rig.sts.calls)
-        rig.clock.set_wall(DAY)
+        rig.clock.jump(DAY)
         await rig.heartbeat()
         assert rig.scheduler.wakeups == 1
         assert rig.state("session-alice") == "awaiting-code"
@@ -126,7 +126,7 @@ def test_a_wall_clock_jump_back_neither_bursts_nor_misses() -> None:
             assert entry is not None and entry.next_refresh_at is not None
             planned[name] = entry.next_refresh_at
         calls = len(rig.sts.calls)
-        rig.clock.set_wall(-DAY)
+        rig.clock.jump(-DAY)
         await rig.heartbeat()
         assert rig.scheduler.wakeups == 1
         assert len(rig.sts.calls) == calls
