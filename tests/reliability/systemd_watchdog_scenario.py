@@ -13,18 +13,15 @@ exit 0 when every step passed, 1 otherwise.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "support"))
 
-from systemd_scenario import RESTART_SEC, WATCHDOG_SEC, Scenario, StepFailed
+from systemd_scenario import RESTART_SEC, WATCHDOG_SEC, Scenario, StepFailed, Steps, run_scenario
 
 # systemd sends WatchdogSignal (SIGABRT), then SIGKILL after TimeoutAbortSec (the unit's
 # TimeoutStopSec, 10 s); then RestartSec. Generous on top for a loaded machine.
@@ -65,17 +62,9 @@ def sigstop(scenario: Scenario) -> dict[str, Any]:
     return {"before": before, "after": after, "states": states}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run every step; print the JSON report on stdout."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--bin-dir", type=Path, required=True, help="bin/ of credd's venv")
-    args = parser.parse_args(argv)
-    missing = [k for k in ("SDU_HOME", "XDG_RUNTIME_DIR") if not os.environ.get(k)]
-    if missing:
-        print(f"run me under with-systemd-user: {', '.join(missing)} unset", file=sys.stderr)
-        return 1
-    scenario = Scenario(args.bin_dir.absolute())
-    steps: list[tuple[str, Callable[[], Any]]] = [
+def watchdog_steps(scenario: Scenario) -> Steps:
+    """Start the unit, freeze the daemon, and see the watchdog replace it."""
+    return [
         ("sandbox HOME, policy and AWS files", scenario.write_sandbox),
         ("local STS (moto server)", scenario.start_sts),
         ("credd install systemd + test drop-in", scenario.install_unit),
@@ -84,16 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         ("SIGSTOP of MainPID: the watchdog restarts it", lambda: sigstop(scenario)),
         ("systemctl stop ends cleanly, socket removed", scenario.stop),
     ]
-    try:
-        for name, action in steps:
-            if not scenario.step(name, action):
-                break
-    finally:
-        scenario.close()
-    ok = len(scenario.steps) == len(steps) and all(s["ok"] for s in scenario.steps)
-    print(json.dumps({"ok": ok, "steps": scenario.steps}, indent=2, default=str))
-    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_scenario(None, watchdog_steps))

@@ -413,18 +413,34 @@ class Scenario:
                 self.sts.wait()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run every step; print the JSON report on stdout."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+Steps = list[tuple[str, Callable[[], Any]]]
+
+
+def run_scenario(argv: list[str] | None, steps_for: Callable[[Scenario], Steps]) -> int:
+    """Run the steps `steps_for` gives, in order, until one fails; print the JSON report."""
+    parser = argparse.ArgumentParser(description="a credd scenario beside systemd --user")
     parser.add_argument("--bin-dir", type=Path, required=True, help="bin/ of credd's venv")
     args = parser.parse_args(argv)
     missing = [k for k in ("SDU_HOME", "XDG_RUNTIME_DIR") if not os.environ.get(k)]
     if missing:
         print(f"run me under with-systemd-user: {', '.join(missing)} unset", file=sys.stderr)
         return 1
-
     scenario = Scenario(args.bin_dir.absolute())
-    steps: list[tuple[str, Callable[[], Any]]] = [
+    steps = steps_for(scenario)
+    try:
+        for name, action in steps:
+            if not scenario.step(name, action):
+                break
+    finally:
+        scenario.close()
+    ok = len(scenario.steps) == len(steps) and all(s["ok"] for s in scenario.steps)
+    print(json.dumps({"ok": ok, "steps": scenario.steps}, indent=2, default=str))
+    return 0 if ok else 1
+
+
+def service_steps(scenario: Scenario) -> Steps:
+    """The whole life of the unit: install, start, codes, watchdog, reload, crash, stop."""
+    return [
         ("sandbox HOME, policy and AWS files", scenario.write_sandbox),
         ("local STS (moto server)", scenario.start_sts),
         ("credd install systemd + test drop-in", scenario.install_unit),
@@ -439,16 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         ("systemctl stop ends cleanly, socket removed", scenario.stop),
         ("invalid policy: failed, exit 2, no restart loop", scenario.invalid_policy),
     ]
-    try:
-        for name, action in steps:
-            if not scenario.step(name, action):
-                break
-    finally:
-        scenario.close()
-    ok = len(scenario.steps) == len(steps) and all(s["ok"] for s in scenario.steps)
-    print(json.dumps({"ok": ok, "steps": scenario.steps}, indent=2, default=str))
-    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_scenario(None, service_steps))
