@@ -151,6 +151,7 @@ class Daemon:
         self._verifying: asyncio.Task[None] | None = None
         self._file_seen: tuple[int, int, int, int] | None = None
         self._status_due = False  # a STATUS= send is queued on the loop
+        self._stopping = False  # no new renewal may start: its write would be cut off
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -240,6 +241,7 @@ class Daemon:
 
     async def stop(self) -> None:
         """Stop cleanly: cancel renewals, but let a file write that has begun finish."""
+        self._stopping = True
         self._scheduler.shutdown()
         for entry in self._entries.values():
             if entry.renewal is not None:
@@ -661,6 +663,8 @@ class Daemon:
         """Answer one decoded request (any op but subscribe) with a reply object."""
         op = request["op"]
         try:
+            if self._stopping and op in ("token", "refresh", "reload"):
+                raise CreddError("credd is stopping; try again once it has restarted")
             if op == "status":
                 return protocol.ok(self.status())
             if op == "ping":

@@ -469,3 +469,14 @@ async def test_a_code_command_answering_after_a_reload_removed_its_profile_is_ig
     assert len(rig.sts.calls) == calls, "the code was not used"
     assert "session-x" not in rig.writer.sections
     assert rig.scheduler.when("session-x") is None
+
+
+async def test_a_stopping_daemon_starts_no_new_renewal() -> None:
+    """Once stop() has begun, token/refresh/reload are refused: a renewal started then could
+    have its write cut off by the exit. Status still answers."""
+    rig = await started(CHAIN)
+    await rig.daemon.stop()
+    reply = await rig.daemon.handle({"op": "token", "code": "123456"})
+    assert reply["ok"] is False and "stopping" in reply["error"]["message"]
+    assert rig.sts.calls == []
+    assert (await rig.daemon.handle({"op": "status"}))["ok"] is True
