@@ -25,6 +25,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The local-STS helpers the tests use (tests/support/moto_sts.py); bench/run.py puts
+# tests/ on the path.
+from support.moto_sts import answers, free_port
+
 BIN = Path(sys.executable).parent
 PYTHON = sys.executable
 CREDD = str(BIN / "credd")
@@ -50,25 +54,6 @@ def session_name(index: int) -> str:
 # ---------------------------------------------------------------------- the local STS
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _answers(port: int) -> bool:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-    try:
-        connection.request("GET", "/moto-api/")
-        connection.getresponse().read()
-    except OSError:
-        return False
-    finally:
-        connection.close()
-    return True
-
-
 @dataclass
 class Moto:
     """moto's server on 127.0.0.1, started by us and stopped by its pid."""
@@ -89,7 +74,7 @@ class Moto:
 @contextmanager
 def moto_server(log: Path) -> Iterator[Moto]:
     """Start moto's server (via local_sts.py) on a free port for as long as the `with` lasts."""
-    port = _free_port()
+    port = free_port()
     program = [PYTHON, str(Path(__file__).with_name("local_sts.py"))]
     with log.open("wb") as output:
         proc = subprocess.Popen(
@@ -100,7 +85,7 @@ def moto_server(log: Path) -> Iterator[Moto]:
         )
     try:
         deadline = time.monotonic() + 60
-        while not _answers(port):
+        while not answers(port):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"moto did not start; see {log}")
             time.sleep(0.1)

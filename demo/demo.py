@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,10 @@ from pathlib import Path
 
 import boto3
 import pyotp
+
+# The local-STS helpers the tests use: one way to find a port and see moto answer.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from support.moto_sts import answers, free_port
 
 BIN = Path(sys.executable).parent
 ACCOUNT = "123456789012"
@@ -41,14 +44,6 @@ def show(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
     sys.stdout.write(done.stdout)
     sys.stdout.write(done.stderr)
     return done
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_until(predicate: object, what: str, timeout: float = 30) -> None:
@@ -96,7 +91,7 @@ def main() -> int:
             stderr=subprocess.DEVNULL,
         )
         started.append(moto)
-        wait_until(lambda: _answers(port), "moto's server answering")
+        wait_until(lambda: answers(port), "moto's server answering")
 
         say("Making an IAM user with access keys and a virtual MFA device (in moto)")
         admin = dict(
@@ -205,14 +200,6 @@ def main() -> int:
                 proc.wait(10)
         if not os.environ.get("CREDD_DEMO_KEEP"):
             shutil.rmtree(root, ignore_errors=True)
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 def _all_fresh(env: dict[str, str]) -> bool:

@@ -34,7 +34,8 @@ def _command(port: int) -> list[str]:
     return [*program, "-H", "127.0.0.1", "-p", str(port)]
 
 
-def _answers(port: int) -> bool:
+def answers(port: int) -> bool:
+    """moto's server answers on `port` (127.0.0.1)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
     try:
         connection.request("GET", "/moto-api/")
@@ -61,7 +62,7 @@ def moto_sts_server(*, startup_timeout: float = STARTUP_TIMEOUT) -> Iterator[str
         )
         try:
             deadline = time.monotonic() + startup_timeout
-            while not _answers(port):
+            while not answers(port):
                 if process.poll() is not None or time.monotonic() > deadline:
                     output.seek(0)
                     tail = output.read()[-2000:].decode("utf-8", "replace")
