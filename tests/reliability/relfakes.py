@@ -8,18 +8,15 @@ nothing until told), and record every STS call.
 from __future__ import annotations
 
 import asyncio
-import itertools
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from support.fakes import FakeClock, FakeScheduler, InlineExecutor, MemoryWriter
+from support.fakes import FakeClock, FakeScheduler, InlineExecutor, MemorySts, MemoryWriter
 
 from credd.awsfiles import AwsFiles
-from credd.credentials import Credentials
 from credd.daemon import Daemon
-from credd.errors import StsTransientError
 from credd.policy import Policy, parse_policy
 
 T = TypeVar("T")
@@ -49,71 +46,13 @@ profiles:
 
 
 @dataclass
-class Call:
-    """One STS call."""
-
-    action: str
-    name: str
-    at: datetime
-    code: str | None
-
-
-class CountingSts:
-    """STS that issues credentials for `duration` from the fake clock, or fails when told."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.calls: list[Call] = []
-        self.failing = False
-        self._ids = itertools.count(1)
-
-    def _issue(self, duration: int) -> Credentials:
-        if self.failing:
-            raise StsTransientError("STS failed (temporary): Throttling: Rate exceeded")
-        n = next(self._ids)
-        return Credentials(
-            f"ASIAFAKE{n:012d}",
-            f"secret{n}",
-            f"token{n}",
-            self.clock.now() + timedelta(seconds=duration),
-        )
-
-    def get_session_token(
-        self, *, source: Credentials, region: str, serial: str, code: str, duration: int
-    ) -> Credentials:
-        """GetSessionToken."""
-        self.calls.append(Call("GetSessionToken", serial, self.clock.now(), code))
-        return self._issue(duration)
-
-    def assume_role(
-        self,
-        *,
-        source: Credentials,
-        region: str,
-        role_arn: str,
-        session_name: str,
-        duration: int,
-        external_id: str | None = None,
-        serial: str | None = None,
-        code: str | None = None,
-    ) -> Credentials:
-        """AssumeRole."""
-        self.calls.append(Call("AssumeRole", session_name, self.clock.now(), code))
-        return self._issue(duration)
-
-    def count(self, session_name: str) -> int:
-        """Calls made for a role's session name (`credd-<profile>`)."""
-        return sum(1 for c in self.calls if c.name == session_name)
-
-
-@dataclass
 class Rig:
     """A daemon on fakes, and the fakes."""
 
     daemon: Daemon
     clock: FakeClock
     scheduler: FakeScheduler
-    sts: CountingSts
+    sts: MemorySts
     file: MemoryWriter
 
     def state(self, name: str) -> str:
@@ -147,7 +86,7 @@ def make_rig(policy_text: str = POLICY) -> Rig:
     """A daemon on the fakes (call inside a running loop)."""
     clock = FakeClock(T0)
     scheduler = FakeScheduler(clock)
-    sts = CountingSts(clock)
+    sts = MemorySts(clock)
     memory = MemoryWriter({"default": KEYS})
     aws = AwsFiles.from_sections(
         config_path=Path("/nonexistent/config"),

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from credd.awsfiles import AwsFiles
 from credd.credentials import Credentials
 from credd.daemon import Daemon
-from credd.errors import CreddError
+from credd.errors import CreddError, StsTransientError
 from credd.policy import Policy, parse_policy
 
 T = TypeVar("T")
@@ -124,9 +124,11 @@ class StsCallRecord:
     """One call the fake STS received (no secrets kept)."""
 
     action: str
-    profile_key: str
+    profile_key: str  # the access key id the call was signed with
     duration: int
     code: str | None
+    name: str  # the MFA serial (GetSessionToken) or the role session name (AssumeRole)
+    at: datetime  # on the fake clock
     role_arn: str | None = None
 
 
@@ -134,15 +136,25 @@ class StsCallRecord:
 class MemorySts:
     """An in-memory StsClient: issues credentials that last `duration` from the fake clock.
 
-    `fail` holds exceptions to raise, in order, for the next calls.
+    `fail` holds exceptions to raise, in order, for the next calls; while `failing` is
+    set, every call is throttled.
     """
 
     clock: FakeClock
     calls: list[StsCallRecord] = field(default_factory=list)
     fail: list[CreddError] = field(default_factory=list)
+    failing: bool = False
     counter: int = 0
 
+    def count(self, name: str) -> int:
+        """Calls made for an MFA serial or a role session name (`credd-<profile>`)."""
+        return sum(1 for c in self.calls if c.name == name)
+
     def _issue(self, duration: int) -> Credentials:
+        if self.fail:
+            raise self.fail.pop(0)
+        if self.failing:
+            raise StsTransientError("STS failed (temporary): Throttling: Rate exceeded")
         self.counter += 1
         return Credentials(
             f"ASIAFAKE{self.counter:012d}",
@@ -155,9 +167,11 @@ class MemorySts:
         self, *, source: Credentials, region: str, serial: str, code: str, duration: int
     ) -> Credentials:
         """GetSessionToken."""
-        self.calls.append(StsCallRecord("GetSessionToken", source.access_key_id, duration, code))
-        if self.fail:
-            raise self.fail.pop(0)
+        self.calls.append(
+            StsCallRecord(
+                "GetSessionToken", source.access_key_id, duration, code, serial, self.clock.now()
+            )
+        )
         return self._issue(duration)
 
     def assume_role(
@@ -174,10 +188,16 @@ class MemorySts:
     ) -> Credentials:
         """AssumeRole."""
         self.calls.append(
-            StsCallRecord("AssumeRole", source.access_key_id, duration, code, role_arn)
+            StsCallRecord(
+                "AssumeRole",
+                source.access_key_id,
+                duration,
+                code,
+                session_name,
+                self.clock.now(),
+                role_arn,
+            )
         )
-        if self.fail:
-            raise self.fail.pop(0)
         return self._issue(duration)
 
 
