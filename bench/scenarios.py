@@ -40,7 +40,7 @@ FLOOR_PASS = "python3 -c pass"
 FLOOR_STS = "boto3 GetSessionToken round trip (in process, warm)"
 FLOOR_FSYNC = "fsync of a 4 KiB file (in process)"
 FLOOR = (FLOOR_PASS, FLOOR_STS, FLOOR_FSYNC)
-CLIENT_IMPORTS = "import datetime, json, select, socket"
+CTL_IMPORTS = "import credd.ctl"
 
 
 @dataclass(frozen=True)
@@ -317,9 +317,8 @@ class Bench:
         floor = self.results.add(FLOOR_PASS, "ms")
         bare = self.results.add("python3 -c \"import boto3; boto3.client('sts')\" peak RSS", "MiB")
         bare_import = self.results.add('python3 -c "import boto3"', "ms")
-        # What any Python client of a JSON-over-Unix-socket daemon must import: the floor
-        # under `credctl status` that no change to credctl can go below.
-        stdlib = self.results.add(f'python3 -c "{CLIENT_IMPORTS}"', "ms")
+        # credctl's start without its work: how much of `credctl status` is imports.
+        imports = self.results.add(f'python3 -c "{CTL_IMPORTS}"', "ms")
         interleave(
             self.config.reps,
             {
@@ -336,8 +335,9 @@ class Bench:
                 "import": lambda: bare_import.values.append(
                     run([PYTHON, "-c", "import boto3"], env=home.env).wall * 1000
                 ),
-                "stdlib": lambda: stdlib.values.append(
-                    run([PYTHON, "-c", CLIENT_IMPORTS], env=home.env).wall * 1000
+                # -P: the installed credd, not the checkout in the current directory.
+                "imports": lambda: imports.values.append(
+                    run([PYTHON, "-P", "-c", CTL_IMPORTS], env=home.env).wall * 1000
                 ),
             },
         )
@@ -658,8 +658,8 @@ class Bench:
             if mfa is not None:
                 note += f" and {floor / mfa.median:.3f} × aws-mfa"
             note += (
-                f"; credctl token spends {ours.median - floor:.1f} ms above it (its imports and"
-                " argparse, the socket round trip, the daemon's own work)."
+                f"; credctl token spends {ours.median - floor:.1f} ms above it (its imports,"
+                " the socket round trip, the daemon's own work)."
             )
             self.results.notes.append(note)
         moto = series.get("moto's own CPU during a credd round")

@@ -70,7 +70,7 @@ class AwsFiles:
     @classmethod
     def load(cls, credentials_file: Path, env: Mapping[str, str]) -> AwsFiles:
         """Read the credentials file given and the AWS config file (`AWS_CONFIG_FILE`)."""
-        config_file = aws_config_path(env)
+        config_file = Path(aws_config_path(env))
         notes: list[str] = []
         config_raw = _read_ini(config_file, notes)
         credentials_raw = _read_ini(credentials_file, notes)

@@ -73,14 +73,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             configure_logging(args.log_level)
             return run(
-                policy_path=args.policy or paths.policy_path(env),
-                socket_path=args.socket or paths.socket_path(env),
+                policy_path=args.policy or Path(paths.policy_path(env)),
+                socket_path=args.socket or Path(paths.socket_path(env)),
                 env=env,
             )
         if args.command == "check":
             from credd.check import run_check
 
-            return run_check(args.policy or paths.policy_path(env), env, sys.stdout, sys.stderr)
+            policy = args.policy or Path(paths.policy_path(env))
+            return run_check(policy, env, sys.stdout, sys.stderr)
         if args.command == "install":
             from credd.install import install
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 
 def mask_key_id(key_id: str) -> str:
@@ -15,16 +16,6 @@ def format_utc(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def format_relative(delta: timedelta) -> str:
-    """A span as people read it: `3h12m`, `45m`, `30s`; negative spans count as zero."""
-    seconds = max(0, int(delta.total_seconds()))
-    hours, rest = divmod(seconds, 3600)
-    minutes = rest // 60
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m" if minutes else f"{seconds}s"
-
-
 def parse_utc(text: str) -> datetime:
     """Parse an ISO 8601 time (`Z` or an offset); naive times are taken as UTC."""
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
@@ -33,54 +24,14 @@ def parse_utc(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
+@dataclass(frozen=True, slots=True, repr=False)
 class Credentials:
-    """A set of AWS credentials, immutable. Its repr never shows the secret or the token.
-
-    A hand-written frozen value rather than a dataclass: `credctl` imports this module,
-    and `dataclasses` (through `inspect`) was a third of credctl's start-up time
-    (bench/RESULTS.md #2).
-    """
-
-    __slots__ = ("access_key_id", "expires_at", "secret_access_key", "session_token")
+    """A set of AWS credentials, immutable. Its repr never shows the secret or the token."""
 
     access_key_id: str
     secret_access_key: str
-    session_token: str | None
-    expires_at: datetime | None
-
-    def __init__(
-        self,
-        access_key_id: str,
-        secret_access_key: str,
-        session_token: str | None = None,
-        expires_at: datetime | None = None,
-    ) -> None:
-        set_field = object.__setattr__
-        set_field(self, "access_key_id", access_key_id)
-        set_field(self, "secret_access_key", secret_access_key)
-        set_field(self, "session_token", session_token)
-        set_field(self, "expires_at", expires_at)
-
-    def _fields(self) -> tuple[str, str, str | None, datetime | None]:
-        return (self.access_key_id, self.secret_access_key, self.session_token, self.expires_at)
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        assert isinstance(other, Credentials)
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __reduce__(self) -> tuple[type[Credentials], tuple[object, ...]]:
-        return (Credentials, self._fields())  # copy and pickle, despite __setattr__
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"Credentials are immutable: cannot set {name}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"Credentials are immutable: cannot delete {name}")
+    session_token: str | None = None
+    expires_at: datetime | None = None
 
     def __repr__(self) -> str:
         expiry = format_utc(self.expires_at) if self.expires_at else None

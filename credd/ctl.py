@@ -1,31 +1,30 @@
 """credctl: the control client. Standard library and credd's light modules only.
 
-It must start in a few tens of milliseconds, so it never imports boto3, botocore,
-apscheduler or yaml (a test checks `sys.modules`). Errors are one line on stderr,
-prefixed `credctl: error:`; exit statuses follow SPEC.md (0 ok, 1 AWS said no,
-2 bad input, 3 credd not running).
+It is judged by its start-up: `credctl token CODE` against the AWS CLI's whole run,
+`credctl status` against a bare `python3 -c pass` (issue 6, bench/). So it never
+imports boto3, botocore, apscheduler or yaml, and on its common paths not argparse,
+json, re, enum, socket, pathlib, datetime or typing either: each costs milliseconds
+of a ~25 ms start (tests/test_ctl.py checks `sys.modules`). Errors are one line on
+stderr, prefixed `credctl: error:`; exit statuses follow SPEC.md (0 ok, 1 AWS said
+no, 2 bad input, 3 credd not running).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import select
 import sys
-from collections.abc import Sequence
-from datetime import UTC, datetime
-from pathlib import Path
+import time
 
-from credd import __version__, paths, protocol
+from credd import paths, protocol
 from credd.client import Client
-from credd.credentials import format_relative, parse_utc
 from credd.errors import BadInputError, CreddError
+from credd.timetext import format_relative, utc_seconds
 
-# `typing` is for the type checker only: importing it costs credctl ~4 ms of a ~50 ms start
+# `typing` is for the type checker only: importing it costs credctl ~4 ms of a ~25 ms start
 # (bench/RESULTS.md #2). mypy treats any `TYPE_CHECKING` as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any, TextIO
 
 _COLOURS = {
@@ -37,102 +36,92 @@ _COLOURS = {
     "pending": "2",
 }
 
-
-class _Formatter(argparse.HelpFormatter):
-    """argparse's help layout, sized to the terminal without importing `shutil`.
-
-    argparse builds a formatter for every argument added, and the stock one asks
-    `shutil` for the width: importing it was ~4 ms of credctl's start (bench/RESULTS.md #2).
-    """
-
-    def __init__(self, prog: str) -> None:
-        super().__init__(prog, width=_terminal_columns() - 2)
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    """An ArgumentParser (and its subcommands' parsers) using `_Formatter`."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(**kwargs)
-
-
-def _terminal_columns() -> int:
-    """$COLUMNS, else the terminal's width, else 80: what `shutil.get_terminal_size` says."""
-    try:
-        columns = int(os.environ.get("COLUMNS", ""))
-    except ValueError:
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-    return columns or 80
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(
-        prog="credctl", description="Control a running credd (AWS MFA session keeper)."
-    )
-    parser.add_argument("--version", action="version", version=f"credctl {__version__}")
-    parser.add_argument("--socket", type=Path, help="control socket (default: $CREDD_SOCKET)")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(
-        dest="command", required=True, metavar="COMMAND", parser_class=_ArgumentParser
-    )
-
-    token = sub.add_parser("token", help="feed a 6-digit MFA code")
-    token.add_argument(
-        "code", nargs="?", help="the code (asked for, or read from stdin, if left out)"
-    )
-    token.add_argument("--profile", help="the profile the code is for")
-
-    status = sub.add_parser("status", help="every profile's state")
-    status.add_argument("--json", action="store_true", help="one JSON object, for scripts")
-    status.add_argument("--short", action="store_true", help="one line, for shell prompts")
-
-    refresh = sub.add_parser("refresh", help="renew now")
-    refresh.add_argument("profiles", nargs="*", metavar="PROFILE")
-
-    sub.add_parser("reload", help="re-read the policy (as SIGHUP)")
-    sub.add_parser("prompt", help="stay attached and ask for each code as it is needed")
-
-    process = sub.add_parser(
-        "credential-process", help="AWS credential_process JSON from the daemon's memory"
-    )
-    process.add_argument("profile")
-
-    imp = sub.add_parser("import", help="import the AWS console's access-key CSV")
-    imp.add_argument("--csv", type=Path, required=True, metavar="FILE")
-    imp.add_argument("--file", type=Path, metavar="CREDENTIALS", help="credentials file")
-    return parser
+# The commands `plain_args` parses: the options taking a value, the flags, and the
+# name, least and most count of the positional arguments (most None: any number).
+_PLAIN: dict[str, tuple[tuple[str, ...], tuple[str, ...], str | None, int, int | None]] = {
+    "token": (("--profile",), (), "code", 0, 1),
+    "status": ((), ("--json", "--short"), None, 0, 0),
+    "refresh": ((), (), "profiles", 0, None),
+    "reload": ((), (), None, 0, 0),
+    "prompt": ((), (), None, 0, 0),
+    "credential-process": ((), (), "profile", 1, 1),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `credctl` console script."""
-    args = _parser().parse_args(argv)
-    out, err = sys.stdout, sys.stderr
-    client = Client(args.socket or paths.socket_path())
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = plain_args(words)
+    if args is None:
+        from credd.ctlargs import parse
+
+        args = parse(words)
+    err = sys.stderr
     try:
-        return _dispatch(args, client, out)
+        return _dispatch(args, sys.stdout)
     except KeyboardInterrupt:
-        return 130 if args.command != "prompt" else 0
+        return 130 if args["command"] != "prompt" else 0
     except CreddError as error:
-        if args.debug:
+        if args["debug"]:
             raise
         err.write(f"credctl: error: {_one_line(error.message)}\n")
         return error.exit_status
 
 
-def _dispatch(args: argparse.Namespace, client: Client, out: TextIO) -> int:
-    command: str = args.command
+def plain_args(words: list[str]) -> dict[str, Any] | None:
+    """The common command lines as credd.ctlargs would parse them; None for the rest.
+
+    Recognised: the global `--socket PATH` and `--debug`, then a command of `_PLAIN`
+    with its options as separate words. The rest (help, `--version`, `import`,
+    `--option=value`, abbreviations, `--`, any word starting with `-` that is not an
+    option here, wrong counts) is left to argparse, which also words the mistakes.
+    """
+    args: dict[str, Any] = {"socket": None, "debug": False}
+    rest = list(words)
+    while rest and rest[0] in ("--socket", "--debug"):
+        option = rest.pop(0)
+        if option == "--debug":
+            args["debug"] = True
+        elif rest and not rest[0].startswith("-"):
+            args["socket"] = rest.pop(0)
+        else:
+            return None
+    if not rest or rest[0] not in _PLAIN:
+        return None
+    command = rest.pop(0)
+    valued, flags, positional, least, most = _PLAIN[command]
+    args["command"] = command
+    args.update({option[2:]: None for option in valued})
+    args.update({flag[2:]: False for flag in flags})
+    found: list[str] = []
+    while rest:
+        word = rest.pop(0)
+        if word in valued and rest and not rest[0].startswith("-"):
+            args[word[2:]] = rest.pop(0)
+        elif word in flags:
+            args[word[2:]] = True
+        elif word.startswith("-"):
+            return None
+        else:
+            found.append(word)
+    if len(found) < least or (most is not None and len(found) > most):
+        return None
+    if positional is not None:
+        args[positional] = found if most is None else (found[0] if found else None)
+    return args
+
+
+def _dispatch(args: dict[str, Any], out: TextIO) -> int:
+    command: str = args["command"]
+    if command == "import":
+        return _import(out, args["csv"], args["file"])
+    client = Client(args["socket"] or paths.socket_path())
     if command == "token":
-        return _token(client, out, args.code, args.profile)
+        return _token(client, out, args["code"], args["profile"])
     if command == "status":
-        return _status(client, out, as_json=args.json, short=args.short)
+        return _status(client, out, as_json=args["json"], short=args["short"])
     if command == "refresh":
-        return _refresh(client, out, args.profiles)
+        return _refresh(client, out, args["profiles"])
     if command == "reload":
         result = client.request("reload")
         out.write(f"policy reloaded: {result['profiles']} profiles\n")
@@ -142,10 +131,9 @@ def _dispatch(args: argparse.Namespace, client: Client, out: TextIO) -> int:
     if command == "prompt":
         return _prompt(client, out)
     if command == "credential-process":
-        out.write(json.dumps(client.request("credential-process", profile=args.profile)) + "\n")
+        result = client.request("credential-process", profile=args["profile"])
+        out.write(protocol.encode(result).decode("ascii"))
         return 0
-    if command == "import":
-        return _import(out, args.csv, args.file)
     raise BadInputError(f"unknown command {command}")
 
 
@@ -169,22 +157,23 @@ def _token(client: Client, out: TextIO, code: str | None, profile: str | None) -
     return 0
 
 
-def _expiry_phrase(expires_at: str | None, now: datetime | None = None) -> str:
+def _expiry_phrase(expires_at: str | None) -> str:
     if not expires_at:
         return "expiry unknown"
-    now = now or datetime.now(UTC)
-    when = parse_utc(expires_at)
-    if when <= now:
-        return f"expired {expires_at} ({format_relative(now - when)} ago)"
-    return f"expires {expires_at} (in {format_relative(when - now)})"
+    left = utc_seconds(expires_at) - time.time()
+    if left <= 0:
+        return f"expired {expires_at} ({format_relative(-left)} ago)"
+    return f"expires {expires_at} (in {format_relative(left)})"
 
 
 def _status(client: Client, out: TextIO, *, as_json: bool, short: bool) -> int:
     status = client.request("status")
     if as_json:
+        import json  # for scripts, who need no fast start: indented, as people read it
+
         out.write(json.dumps(status, indent=2) + "\n")
         return 0
-    now = datetime.now(UTC)
+    now = time.time()
     if short:
         out.write(short_status(status["profiles"], now) + "\n")
         return 0
@@ -192,37 +181,34 @@ def _status(client: Client, out: TextIO, *, as_json: bool, short: bool) -> int:
     return 0
 
 
-def short_status(profiles: list[dict[str, Any]], now: datetime) -> str:
+def short_status(profiles: list[dict[str, Any]], now: float) -> str:
     """One line for a shell prompt: the first profile's state and time left, plus what waits."""
     if not profiles:
         return "credd: no profiles"
     parts = []
     for profile in profiles:
         if profile["state"] == "fresh" and profile.get("expires_at"):
-            left = format_relative(parse_utc(profile["expires_at"]) - now)
+            left = format_relative(utc_seconds(profile["expires_at"]) - now)
             parts.append(f"{profile['name']} {left}")
         else:
             parts.append(f"{profile['name']} {profile['state']}")
     return " | ".join(parts)
 
 
-def status_table(profiles: list[dict[str, Any]], now: datetime, *, colour: bool) -> str:
-    """The aligned table `credctl status` prints for people."""
+def status_table(profiles: list[dict[str, Any]], now: float, *, colour: bool) -> str:
+    """The aligned table `credctl status` prints for people (`now`: seconds since 1970)."""
     headers = ["PROFILE", "KIND", "STATE", "EXPIRES", "NEXT REFRESH", "LAST ERROR"]
     rows = []
     for p in profiles:
         expires = "-"
         if p.get("expires_at"):
-            when = parse_utc(p["expires_at"])
-            rel = (
-                f"in {format_relative(when - now)}"
-                if when > now
-                else f"{format_relative(now - when)} ago"
-            )
-            expires = f"{when:%Y-%m-%d %H:%M}Z ({rel})"
+            iso = p["expires_at"]
+            left = utc_seconds(iso) - now
+            rel = f"in {format_relative(left)}" if left > 0 else f"{format_relative(-left)} ago"
+            expires = f"{iso[:10]} {iso[11:16]}Z ({rel})"
         refresh = "-"
         if p.get("next_refresh_at"):
-            refresh = f"in {format_relative(parse_utc(p['next_refresh_at']) - now)}"
+            refresh = f"in {format_relative(utc_seconds(p['next_refresh_at']) - now)}"
         rows.append(
             [
                 p["name"],
@@ -263,6 +249,8 @@ def _refresh(client: Client, out: TextIO, profiles: list[str]) -> int:
 
 def _prompt(client: Client, out: TextIO) -> int:
     """Stay attached: ask for a code each time one is needed, until Ctrl-C."""
+    from select import select  # only here: the other commands must start fast
+
     pending: dict[str, dict[str, Any]] = {}
     asking: str | None = None
     events = client.subscribe()
@@ -279,7 +267,7 @@ def _prompt(client: Client, out: TextIO) -> int:
         if stdin_open and asking is not None:
             watched.append(sys.stdin)
         # Events that came with the subscription's acknowledgement are handled at once.
-        ready, _, _ = select.select(watched, [], [], 0 if events.has_events else None)
+        ready, _, _ = select(watched, [], [], 0 if events.has_events else None)
         if events.has_events or events.fileno() in ready:
             for event in events.read():
                 kind = event.get("event")
@@ -321,12 +309,14 @@ def _answer(
     return None
 
 
-def _import(out: TextIO, csv_path: Path, target: Path | None) -> int:
+def _import(out: TextIO, csv_path: str, target: str | None) -> int:
+    from pathlib import Path
+
     from credd.csvimport import import_csv
     from credd.writer import CredentialsWriter
 
-    credentials = target or paths.credentials_path()
-    names = import_csv(csv_path, CredentialsWriter(credentials))
+    credentials = Path(target or paths.credentials_path())
+    names = import_csv(Path(csv_path), CredentialsWriter(credentials))
     out.write(f"imported {len(names)} profile(s) into {credentials}: {', '.join(names)}\n")
     return 0
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 from credd import planner, protocol
 from credd.clock import Clock, JumpDetector
-from credd.credentials import Credentials, format_relative, format_utc, mask_key_id
+from credd.credentials import Credentials, format_utc, mask_key_id
 from credd.errors import (
     BadInputError,
     CodeRejectedError,
@@ -35,6 +35,7 @@ from credd.scheduler import Scheduler
 from credd.service import status_line
 from credd.states import State
 from credd.sts import StsClient
+from credd.timetext import format_relative
 from credd.writebatch import WriteBatcher
 
 log = logging.getLogger(__name__)
@@ -348,7 +349,7 @@ class Daemon:
         if expiry is None or expiry <= now:
             left = "it has no valid session"
         else:
-            left = f"its session expires in {format_relative(expiry - now)}"
+            left = f"its session expires in {format_relative((expiry - now).total_seconds())}"
         return f"credd needs an MFA code for {entry.name} ({entry.profile.mfa_serial}); {left}"
 
     async def _use_code_helper(self, entry: Entry, message: str) -> None:

@@ -244,8 +244,8 @@ class _Init:
         self.out = out
         self.platform = platform
         self.python = python
-        self.policy_path = paths.policy_path(env)
-        self.credentials_file = paths.credentials_path(env)
+        self.policy_path = Path(paths.policy_path(env))
+        self.credentials_file = Path(paths.credentials_path(env))
         self.aws = AwsFiles.load(self.credentials_file, env)
 
     def say(self, text: str) -> None:

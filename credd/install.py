@@ -156,7 +156,7 @@ def _next_steps(rendered: Rendered, env: Mapping[str, str], *, replaced: bool) -
             f"  tail -f {log_file}   # its log",
         ]
     steps.append("  credctl status")
-    policy = policy_path(env)
+    policy = Path(policy_path(env))
     if not policy.exists():
         steps.append(f"(no policy at {policy} yet: run `credd init` first)")
     return steps

@@ -39,7 +39,7 @@ from typing import TextIO
 
 from credd import paths, planner, protocol
 from credd.awsfiles import AwsFiles
-from credd.credentials import format_relative, format_utc, mask_key_id
+from credd.credentials import format_utc, mask_key_id
 from credd.errors import BadInputError, CreddError
 from credd.policy import (
     DEFAULT_REGION,
@@ -50,6 +50,7 @@ from credd.policy import (
     section_name_problem,
 )
 from credd.sts import Boto3Sts, StsClient
+from credd.timetext import format_relative
 from credd.writer import CredentialsWriter
 
 EXIT_OK = 0
@@ -129,7 +130,7 @@ class _Login:
     def run(self, sts: StsClient | None, now: Callable[[], datetime]) -> int:
         source = self.args.profile or "default"
         _check_profile_name(source, "--profile")
-        credentials_file = paths.credentials_path(self.env)
+        credentials_file = Path(paths.credentials_path(self.env))
         writer = CredentialsWriter(credentials_file)
         sections = writer.read()
         keys = planner.long_term_credentials(sections.get(source))
@@ -159,7 +160,7 @@ class _Login:
         )
         writer.update({target: creds.as_file_keys()})
         assert creds.expires_at is not None
-        left = format_relative(creds.expires_at - now())
+        left = format_relative((creds.expires_at - now()).total_seconds())
         self.out.write(
             f"wrote {target} (key {mask_key_id(creds.access_key_id)}) to {where};"
             f" expires {format_utc(creds.expires_at)} (in {left})\n"

@@ -455,7 +455,7 @@ class _Parser:
                 expanded = Path(_expand_user(value, self.env))
                 return expanded if expanded.is_absolute() else self.path.parent / expanded
             self.error("credentials_file", f"must be a path (a string), not {_show(value)}")
-        return credentials_path(self.env)
+        return Path(credentials_path(self.env))
 
     def defaults(self, value: object) -> _Defaults:
         defaults = _Defaults()

@@ -11,16 +11,19 @@ is the reference for people.
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Mapping
+from credd.errors import FAULT_NAMES, BadInputError, CreddError, Fault
 
-from credd.errors import BadInputError, CreddError, Fault
+try:
+    from _json import encode_basestring_ascii, make_scanner
+except ImportError:  # not CPython: the json package's pure-Python equivalents
+    from json.encoder import encode_basestring_ascii
+    from json.scanner import make_scanner
 
 # `typing` is for the type checker only: importing it costs credctl ~4 ms of a ~50 ms start
 # (bench/RESULTS.md #2). mypy treats any `TYPE_CHECKING` as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 # A request is a few hundred bytes; anything near this is a misbehaving client.
@@ -30,8 +33,7 @@ IDLE_TIMEOUT_SECONDS = 10.0
 
 OPS = frozenset({"status", "token", "refresh", "reload", "credential-process", "subscribe", "ping"})
 
-# SPEC.md: codes are exactly six ASCII digits. Python's \d and int() accept other scripts.
-_CODE = re.compile(r"[0-9]{6}")
+_DIGITS = frozenset("0123456789")
 
 
 def validate_code(code: object) -> str:
@@ -39,21 +41,100 @@ def validate_code(code: object) -> str:
 
     The message never repeats what was given: a near-miss may still be a live code.
     """
-    if not isinstance(code, str) or not _CODE.fullmatch(code):
+    # SPEC.md: exactly six ASCII digits. str.isdigit() and int() accept other scripts.
+    if not isinstance(code, str) or len(code) != 6 or not _DIGITS.issuperset(code):
         raise BadInputError("a code is exactly 6 digits (0-9)", fault=Fault.BAD_CODE)
     return code
 
 
+# The wire format is JSON, but `credctl` does not import the `json` package: it imports
+# `re`, and `re` imports `enum`, ~13 ms of a ~25 ms start (bench/RESULTS.md #2). These
+# two functions are json.dumps and json.loads built on the same C accelerator `json` uses;
+# tests/test_protocol.py checks them against `json` on generated values and texts.
+
+
 def encode(message: Mapping[str, Any]) -> bytes:
-    """One message as a line of compact JSON (ASCII only, so any terminal shows it)."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
+    """One message as a line of compact ASCII JSON: byte for byte what
+    `json.dumps(message, separators=(",", ":"))` gives, except that NaN and the
+    infinities, which JSON does not have, are refused (ValueError), as are keys that
+    are not strings (TypeError)."""
+    return (_dump(message) + "\n").encode("ascii")
+
+
+def _dump(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return str(encode_basestring_ascii(value))
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        if not float("-inf") < value < float("inf"):  # NaN compares false too
+            raise ValueError(f"{value!r} has no JSON form")
+        return float.__repr__(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_dump(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_dump(_key(k))}:{_dump(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"{type(value).__name__} has no JSON form")
+
+
+def _key(key: object) -> str:
+    if not isinstance(key, str):
+        raise TypeError(f"a JSON object key must be a string, not {type(key).__name__}")
+    return key
+
+
+class _Decoding:
+    """What the JSON scanner reads from its decoder: json.loads's defaults."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {
+        "NaN": float("nan"),
+        "Infinity": float("inf"),
+        "-Infinity": float("-inf"),
+    }.__getitem__
+
+    def __init__(self) -> None:
+        self.memo: dict[str, str] = {}  # the pure-Python scanner's key cache
+
+
+# typeshed types the context as a scanner, which carries these same attributes.
+_scan = make_scanner(_Decoding())  # type: ignore[arg-type]
+
+
+def decode(line: bytes) -> Any:
+    """The JSON value in a UTF-8 `line`, as `json.loads` gives it; ValueError if there is none.
+
+    The scanner alone decodes every well-formed line. It cannot report errors without
+    `json` loaded, so anything it does not finish cleanly goes to `json.loads`, whose
+    error (a ValueError) names the position.
+    """
+    text = line.decode("utf-8").strip(" \t\n\r")
+    try:
+        value, end = _scan(text, 0)
+    except Exception:  # any failure is judged again by json.loads below
+        end = -1
+    if end == len(text):
+        return value
+    import json  # only for malformed input: the slow import that names the error
+
+    return json.loads(text)
 
 
 def decode_request(line: bytes) -> dict[str, Any]:
     """Parse and check one request line; raise BadInputError with the right fault."""
     try:
-        message = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        message = decode(line)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
         raise BadInputError("request is not a JSON line") from None
     if not isinstance(message, dict):
         raise BadInputError("request is not a JSON object")
@@ -70,9 +151,9 @@ def ok(result: Any) -> dict[str, Any]:
     return {"ok": True, "result": result}
 
 
-def failure(fault: Fault, message: str) -> dict[str, Any]:
+def failure(fault: int, message: str) -> dict[str, Any]:
     """A failed reply with its stable code."""
-    return {"ok": False, "error": {"code": int(fault), "name": fault.name, "message": message}}
+    return {"ok": False, "error": {"code": fault, "name": FAULT_NAMES[fault], "message": message}}
 
 
 def failure_from(error: CreddError) -> dict[str, Any]:

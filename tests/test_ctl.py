@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
+import tempfile
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from credd import ctl
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from credd import ctl, ctlargs
 
 CREDCTL = str(Path(sys.executable).with_name("credctl"))
-NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+REPO = Path(__file__).resolve().parent.parent
+NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC).timestamp()
 
 
 def test_credctl_starts_on_the_standard_library_alone() -> None:
@@ -24,6 +34,149 @@ def test_credctl_starts_on_the_standard_library_alone() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+# What credctl's token and status must not load: each costs milliseconds of its start.
+SLOW_MODULES = (
+    "argparse",
+    "json",
+    "re",
+    "enum",
+    "socket",
+    "selectors",
+    "pathlib",
+    "datetime",
+    "typing",
+    "dataclasses",
+    "inspect",
+    "shutil",
+)
+
+CANNED = {
+    "status": {"profiles": []},  # filled in below, once PROFILES is defined
+    "token": {"profile": "session-x", "expires_at": "2026-11-26T11:12:00Z", "waiting": []},
+}
+
+
+@pytest.fixture
+def canned_daemon() -> Iterator[str]:
+    """A Unix socket answering `status` and `token` as credd does, one connection each."""
+    directory = tempfile.mkdtemp(prefix="cc-", dir="/tmp")
+    path = os.path.join(directory, "s.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen()
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                request = json.loads(conn.makefile("rb").readline())
+                reply = {"ok": True, "result": CANNED[request["op"]]}
+                conn.sendall(json.dumps(reply).encode() + b"\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield path
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+        os.unlink(path)
+        os.rmdir(directory)
+
+
+def test_token_and_status_load_no_slow_module(canned_daemon: str) -> None:
+    """The paths timed in bench/ (#1 token, #2 status) run on C modules and credd's own.
+
+    A real run in a fresh interpreter: request, reply decoded, table printed. It runs
+    without `site` (-S), with credd on PYTHONPATH: an editable install's import hook
+    would load `re` and `pathlib` before credctl has a chance to.
+    """
+    CANNED["status"] = {"profiles": PROFILES}
+    probe = (
+        "import sys; from credd import ctl;"
+        "codes = [ctl.main(a) for a in (['status'], ['status', '--short'], ['token', '123456'])];"
+        f"slow = [m for m in {SLOW_MODULES!r} if m in sys.modules];"
+        "print('RESULT', codes, ','.join(slow))"
+    )
+    env = {**os.environ, "CREDD_SOCKET": canned_daemon, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", probe], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "session-x" in done.stdout and "session-x renewed; expires" in done.stdout
+    assert done.stdout.splitlines()[-1] == "RESULT [0, 0, 0] "
+
+
+PLAIN_LINES = [
+    ["token", "123456"],
+    ["token", "123456", "--profile", "admin"],
+    ["token", "--profile", "admin"],
+    ["--debug", "token"],
+    ["status"],
+    ["status", "--short"],
+    ["--socket", "/tmp/x.sock", "status", "--json"],
+    ["refresh"],
+    ["refresh", "a", "b"],
+    ["reload"],
+    ["prompt"],
+    ["credential-process", "admin"],
+]
+
+
+@pytest.mark.parametrize("words", PLAIN_LINES)
+def test_the_common_command_lines_skip_argparse(words: list[str]) -> None:
+    """Every form bench/ times, and the other everyday ones, parse without argparse."""
+    plain = ctl.plain_args(words)
+    assert plain is not None
+    assert plain == ctlargs.parse(words)
+
+
+WORDS = st.sampled_from(
+    [
+        "token",
+        "status",
+        "refresh",
+        "reload",
+        "prompt",
+        "credential-process",
+        "import",
+        "--profile",
+        "--json",
+        "--short",
+        "--socket",
+        "--debug",
+        "--csv",
+        "--file",
+        "--version",
+        "123456",
+        "admin",
+        "",
+        "a b",
+        "-x",
+        "-5",
+        "-",
+        "--",
+        "--prof",
+        "--profile=admin",
+        "-h",
+    ]
+)
+
+
+@given(st.lists(WORDS, max_size=6))
+def test_the_fast_parser_agrees_with_argparse(words: list[str]) -> None:
+    """Whatever `plain_args` accepts, argparse (credd/ctlargs.py) parses to the same values."""
+    plain = ctl.plain_args(words)
+    if plain is not None:
+        assert ctlargs.parse(words) == plain
 
 
 def test_every_daemon_command_exits_3_when_credd_is_not_running(tmp_path: Path) -> None:

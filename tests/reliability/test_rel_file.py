@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import subprocess
 import threading
@@ -134,7 +135,7 @@ def test_an_unwritable_disk_leaves_the_file_as_it_was(
             lambda: box.status_of("role-a")["state"] == "fresh",
             timeout=30,
         )
-        key_id = held.stdout.split('"AccessKeyId": "')[1].split('"')[0]
+        key_id = json.loads(held.stdout)["AccessKeyId"]
         assert key_id in box.credentials.read_text()
         assert proc.poll() is None
         box.stop()

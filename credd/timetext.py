@@ -1,0 +1,50 @@
+"""Times as people read them in credd's output. Standard library only, and not `datetime`.
+
+`credctl` imports this module: `datetime` would add ~4 ms to its ~25 ms start
+(bench/RESULTS.md #2), so the times on the socket, all in credd's one form
+`2026-11-26T08:00:00Z` (docs/protocol.md), are read with integer arithmetic.
+"""
+
+from __future__ import annotations
+
+_SECONDS_PER_DAY = 86400
+# Days from 0000-03-01 to 1970-01-01 in the proleptic Gregorian calendar, counting
+# years from March so that the leap day ends each year.
+_EPOCH_DAYS = 719468
+_DAYS_PER_400_YEARS = 146097
+
+
+def format_relative(seconds: float) -> str:
+    """A span as people read it: `3h12m`, `45m`, `30s`; negative spans count as zero."""
+    whole = max(0, int(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes = rest // 60
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m" if minutes else f"{whole}s"
+
+
+def utc_seconds(text: str) -> int:
+    """Seconds since 1970 of a UTC time in credd's form `2026-11-26T08:00:00Z`.
+
+    ValueError for text not of that form.
+    """
+    if len(text) != 20 or text[4] + text[7] + text[10] + text[13] + text[16] + text[19] != "--T::Z":
+        raise ValueError(f"not a UTC time of the form 2026-11-26T08:00:00Z: {text[:40]!r}")
+    fields = text[0:4], text[5:7], text[8:10], text[11:13], text[14:16], text[17:19]
+    if not all(field.isascii() and field.isdigit() for field in fields):
+        raise ValueError(f"not a UTC time of the form 2026-11-26T08:00:00Z: {text[:40]!r}")
+    year, month, day, hour, minute, second = (int(field) for field in fields)
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 60):
+        raise ValueError(f"not a valid UTC time: {text!r}")
+    days = _days_since_1970(year, month, day)
+    return days * _SECONDS_PER_DAY + hour * 3600 + minute * 60 + second
+
+
+def _days_since_1970(year: int, month: int, day: int) -> int:
+    # Count from March: February, with its leap day, is the last month of a year.
+    year -= month <= 2
+    era, year_of_era = divmod(year, 400)
+    day_of_year = (153 * (month - 3 if month > 2 else month + 9) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * _DAYS_PER_400_YEARS + day_of_era - _EPOCH_DAYS

@@ -1,0 +1,58 @@
+"""Times for people, computed without `datetime`: checked against `datetime` itself."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from credd.credentials import format_utc
+from credd.timetext import format_relative, utc_seconds
+
+
+@given(st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 31)))
+def test_utc_seconds_is_what_datetime_says(when: datetime) -> None:
+    """Every time credd writes (format_utc) reads back as its POSIX timestamp."""
+    aware = when.replace(microsecond=0, tzinfo=UTC)
+    assert utc_seconds(format_utc(aware)) == int(aware.timestamp())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "2026-11-26",
+        "2026-11-26T08:00:00",
+        "2026-11-26T08:00:00+00:00",
+        "2026-11-26 08:00:00Z",
+        "2026-13-26T08:00:00Z",
+        "2026-11-26T24:00:00Z",
+        "2026-11-2xT08:00:00Z",
+        "２026-11-26T08:00:00Z",
+        "2026-11-26T08:00:00.5Z",
+    ],
+)
+def test_anything_but_credds_own_form_is_a_value_error(text: str) -> None:
+    """Another form is refused rather than misread."""
+    with pytest.raises(ValueError, match="UTC time"):
+        utc_seconds(text)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (-5, "0s"),
+        (0, "0s"),
+        (59.9, "59s"),
+        (60, "1m"),
+        (3599, "59m"),
+        (3600, "1h00m"),
+        (11520, "3h12m"),
+        (36 * 3600, "36h00m"),
+    ],
+)
+def test_spans_read_as_hours_and_minutes(seconds: float, shown: str) -> None:
+    """Hours and minutes when an hour or more is left, minutes, else seconds."""
+    assert format_relative(seconds) == shown
