@@ -52,6 +52,9 @@ DUE_SLACK = timedelta(seconds=1)
 CAPPED_TOLERANCE = timedelta(seconds=60)
 # Subscribers (`credctl prompt`) that fall this far behind are dropped, not waited for.
 SUBSCRIBER_QUEUE = 64
+# After a write, the writer keeps the file it replaced open for a moment, to carry over a
+# late write into it (credd.writer.WATCH_SECONDS); it is looked at, and let go, after this.
+CARRY_OVER_SECONDS = 2.5
 
 
 class Notifier(Protocol):
@@ -150,6 +153,7 @@ class Daemon:
         self._writes = WriteBatcher(self._write_batch, delay=write_delay)
         self._background: set[asyncio.Task[Any]] = set()
         self._verifying: asyncio.Task[None] | None = None
+        self._carry_over_timer: asyncio.TimerHandle | None = None
         self._file_seen: tuple[int, int, int, int] | None = None
         self._status_due = False  # a STATUS= send is queued on the loop
         self._stopping = False  # no new renewal may start: its write would be cut off
@@ -214,6 +218,8 @@ class Daemon:
         The AWS CLI rewrites the file in place with no lock: when it read the file before one
         of credd's renames and writes after it, its write replaces credd's renewal. Its
         identity (inode, size, mtime) is checked each heartbeat; only a change costs a read.
+        The other way round, a write into the file credd has just replaced is carried over
+        a moment after each write (`_carry_over`).
         """
         signature = await self._in_thread(self._writer.signature)
         if signature is None or signature == self._file_seen:
@@ -244,6 +250,8 @@ class Daemon:
         """Stop cleanly: cancel renewals, but let a file write that has begun finish."""
         self._stopping = True
         self._scheduler.shutdown()
+        if self._carry_over_timer is not None:
+            self._carry_over_timer.cancel()
         for entry in self._entries.values():
             if entry.renewal is not None:
                 entry.renewal.cancel()
@@ -578,6 +586,26 @@ class Daemon:
 
     async def _write_batch(self, updates: dict[str, dict[str, str | None]]) -> None:
         await self._in_thread(lambda: self._writer.update(updates))
+        self._carry_over_later()
+
+    def _carry_over_later(self) -> None:
+        if self._carry_over_timer is None and not self._stopping:
+            self._carry_over_timer = asyncio.get_running_loop().call_later(
+                CARRY_OVER_SECONDS, self._carry_over_now
+            )
+
+    def _carry_over_now(self) -> None:
+        self._carry_over_timer = None
+        self._spawn(self._carry_over())
+
+    async def _carry_over(self) -> None:
+        """Bring back what another program wrote into a file credd has just replaced."""
+        try:
+            await self._in_thread(self._writer.carry_over)
+        except CreddError as error:
+            log.error("%s", error.message)
+        if self._writer.watching:
+            self._carry_over_later()
 
     async def _read_file_quietly(self) -> Mapping[str, Mapping[str, str]]:
         """The credentials file's sections at start; an unreadable file reads as empty here.

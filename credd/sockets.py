@@ -12,11 +12,17 @@ import socket
 import stat
 import struct
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from credd.errors import CreddError
 from credd.paths import MAX_SOCKET_PATH_BYTES
+
+# A daemon that lost the race for the lock reads the winner's pid from the lock file,
+# which the winner writes just after locking: on a busy machine, a moment later.
+PID_READS = 50
+PID_REREAD_SECONDS = 0.02
 
 
 class SocketPathError(CreddError):
@@ -92,7 +98,7 @@ def claim(path: Path) -> Listener:
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        pid = os.pread(lock_fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        pid = _holder_pid(lock_fd)
         os.close(lock_fd)
         raise AlreadyRunningError(f"credd is already running (pid {pid}) on {path}") from None
     os.ftruncate(lock_fd, 0)
@@ -113,6 +119,16 @@ def claim(path: Path) -> Listener:
     sock.listen(128)
     sock.setblocking(False)
     return Listener(path, sock, lock_fd)
+
+
+def _holder_pid(lock_fd: int) -> str:
+    """The pid the lock's holder wrote, waiting a little for it: it writes just after locking."""
+    for _ in range(PID_READS):
+        pid = os.pread(lock_fd, 32, 0).decode("ascii", "replace").strip()
+        if pid:
+            return pid
+        time.sleep(PID_REREAD_SECONDS)
+    return "unknown"
 
 
 # macOS: getsockopt(SOL_LOCAL, LOCAL_PEERCRED) returns a struct xucred (version, uid, ...).

@@ -13,7 +13,10 @@ Every update (SPEC.md "The credentials file"):
 4. sweeps temp files left by crashed writes (their pid is dead, or they
    are more than a minute old);
 5. reads the file and applies the change (`credfile.apply`; a file that
-   cannot be parsed is never rewritten);
+   cannot be parsed is never rewritten). A file another program modified
+   less than 0.2 s ago is first left to settle: the AWS CLI truncates it and
+   then writes it, and a change applied to it in between would drop every
+   other section;
 6. writes `.<name>.credd-tmp-<pid>-<random>` in the same directory, mode
    0600, and fsyncs it;
 7. checks that nobody changed the file since step 5 (inode, size, mtime_ns
@@ -31,8 +34,15 @@ the original is left byte-identical and `FileWriteError` names the path and
 the error, never the content.
 
 The check in step 7 narrows, but cannot close, the window in which a writer
-that takes no lock can lose a change: a rewrite that lands between the check
-and the rename is replaced.
+that takes no lock can lose a change: one that opened the file before the
+rename writes into the file the rename has just replaced. So credd keeps the
+replaced file open for a while, and once it has been left alone for a second,
+carries the keys another program set in it over into the live file (at the
+next update, or at `carry_over`, which the daemon calls a moment after each
+write).
+Keys credd itself writes are not carried (a writer that read the file before
+a renewal would bring back old credentials), and neither are removals (a
+half-written file must never delete anything).
 """
 
 from __future__ import annotations
@@ -64,6 +74,16 @@ STALE_TEMP_SECONDS = 60.0
 MAX_ATTEMPTS = 5
 LOCK_TIMEOUT_SECONDS = 10.0
 _LOCK_POLL_SECONDS = 0.02
+# A file another program modified less than this long ago may be half written (the AWS
+# CLI truncates, then writes): credd waits for it to settle before basing a write on it,
+# and reads a replaced file for a late write only once it has settled.
+SETTLE_SECONDS = 0.2
+# The longest an update waits for another program's write to settle.
+MAX_SETTLE_WAIT_SECONDS = 2.0
+# How long a replaced file is kept open for such writes (a writer that opened it before
+# the rename writes within milliseconds), and how many are kept at most.
+WATCH_SECONDS = 2.0
+MAX_WATCHED = 16
 
 
 def lock_path(target: Path) -> Path:
@@ -73,6 +93,15 @@ def lock_path(target: Path) -> Path:
 
 def _temp_prefix(target: Path) -> str:
     return f".{target.name}.credd-tmp-"
+
+
+@dataclass(eq=False)
+class _Replaced:
+    """A file credd replaced, kept open: a writer that opened it first may still write it."""
+
+    fd: int
+    data: bytes  # what it held when it was replaced, or when its changes were last carried
+    replaced_at: float  # time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -86,6 +115,11 @@ class _Snapshot:
     sha256: str
     data: bytes
 
+    @property
+    def identity(self) -> tuple[int, int, int, int]:
+        """Device, inode, size and mtime: what `signature` and the last write compare."""
+        return (self.device, self.inode, self.size, self.mtime_ns)
+
 
 class CredentialsWriter:
     """Reads and atomically updates one credentials file.
@@ -94,7 +128,9 @@ class CredentialsWriter:
     (`flock` on a sibling lock file). The OS calls that tests need to fail or
     race are keyword arguments with production defaults: `write`, `fsync`,
     `replace`, and `before_replace`, called with the target path after the
-    temp file is written and just before the check for a concurrent change.
+    temp file is written and just before the check for a concurrent change;
+    `settle_seconds` is how long a replaced file must be left alone before a
+    late write into it is carried over.
     """
 
     def __init__(
@@ -107,6 +143,7 @@ class CredentialsWriter:
         before_replace: Callable[[Path], None] | None = None,
         max_attempts: int = MAX_ATTEMPTS,
         lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+        settle_seconds: float = SETTLE_SECONDS,
     ) -> None:
         self.path = path
         self._write = write
@@ -115,14 +152,22 @@ class CredentialsWriter:
         self._before_replace = before_replace
         self._max_attempts = max_attempts
         self._lock_timeout = lock_timeout
+        self._settle_ns = int(settle_seconds * 1e9)
         self._thread_lock = threading.Lock()
+        self._replaced: list[_Replaced] = []
+        # The file as credd last renamed it into place: its own writes need no settling.
+        self._last_written: tuple[int, int, int, int] | None = None
+        # (section, key) pairs credd has set: never carried over from a replaced file.
+        self._ours: set[tuple[str, str]] = set()
 
     def read(self) -> dict[str, dict[str, str]]:
         """The parsed file (section -> key -> value); empty when the file does not exist.
 
+        A file another program is rewriting is read once it has settled (see step 5).
+
         Raises `CredentialsFileError` when it cannot be read or parsed.
         """
-        snapshot = self._snapshot(self._target())
+        snapshot = self._settled_snapshot(self._target())
         if snapshot is None:
             return {}
         return credfile.parse(self._decode(snapshot.data), path=str(self.path))
@@ -149,10 +194,96 @@ class CredentialsWriter:
             self._make_dir(target.parent)
             with self._flock(target):
                 self._sweep(target)
-                for _ in range(self._max_attempts):
-                    if self._write_once(target, updates):
-                        return
-                    log.info("%s changed while credd was writing it; writing again", self.path)
+                self._ours.update((name, key) for name, keys in updates.items() for key in keys)
+                late, seen = self._late_writes()
+                self._write_all(target, _merged(late, updates))
+                self._checked(seen)
+
+    @property
+    def watching(self) -> bool:
+        """Whether replaced files are still held open for `carry_over` to look at."""
+        return bool(self._replaced)
+
+    def carry_over(self) -> list[str]:
+        """Carry another program's late writes into replaced files over into the file.
+
+        Returns the sections changed (none, nearly always). The daemon calls it a moment
+        after each write, and again while `watching`; each replaced file is let go once it
+        has settled and WATCH_SECONDS have passed since it was replaced.
+        """
+        with self._thread_lock:
+            late, seen = self._late_writes()
+            if late:
+                target = self._target()
+                with self._flock(target):
+                    self._write_all(target, late)
+            self._checked(seen)
+            if late:
+                log.warning(
+                    "%s: carried over what another program wrote while credd replaced the"
+                    " file (sections %s)",
+                    self.path,
+                    ", ".join(sorted(late)),
+                )
+            return sorted(late)
+
+    def _late_writes(self) -> tuple[dict[str, dict[str, str]], list[tuple[_Replaced, bytes]]]:
+        """What other programs set in replaced files since, and each settled file's bytes."""
+        late: dict[str, dict[str, str]] = {}
+        seen: list[tuple[_Replaced, bytes]] = []
+        for replaced in self._replaced:
+            try:
+                info = os.fstat(replaced.fd)
+                if time.time_ns() - info.st_mtime_ns < self._settle_ns:
+                    continue  # perhaps still being written
+                data = os.pread(replaced.fd, info.st_size + 1, 0)
+            except OSError:
+                continue
+            seen.append((replaced, data))
+            if data != replaced.data:
+                for name, keys in self._changes(replaced.data, data).items():
+                    late.setdefault(name, {}).update(keys)
+        return late, seen
+
+    def _changes(self, before: bytes, after: bytes) -> dict[str, dict[str, str]]:
+        """Keys set or changed from `before` to `after`, except credd's own; no removals."""
+        try:
+            old = credfile.parse(self._decode(before), path=str(self.path))
+            new = credfile.parse(self._decode(after), path=str(self.path))
+        except CredentialsFileError as error:
+            log.warning("%s: not carried over from a replaced file: %s", self.path, error)
+            return {}
+        changes: dict[str, dict[str, str]] = {}
+        for name, keys in new.items():
+            for key, value in keys.items():
+                if old.get(name, {}).get(key) != value and (name, key) not in self._ours:
+                    changes.setdefault(name, {})[key] = value
+        return changes
+
+    def _checked(self, seen: list[tuple[_Replaced, bytes]]) -> None:
+        """Once carried over: remember what each file held; close those watched long enough."""
+        now = time.monotonic()
+        for replaced, data in seen:
+            if replaced not in self._replaced:
+                continue  # closed meanwhile, to make room for a newer one
+            replaced.data = data
+            if now - replaced.replaced_at >= WATCH_SECONDS:
+                self._unwatch(replaced)
+
+    def _watch(self, fd: int, data: bytes) -> None:
+        self._replaced.append(_Replaced(fd, data, time.monotonic()))
+        while len(self._replaced) > MAX_WATCHED:
+            self._unwatch(self._replaced[0])
+
+    def _unwatch(self, replaced: _Replaced) -> None:
+        self._replaced.remove(replaced)
+        os.close(replaced.fd)
+
+    def _write_all(self, target: Path, updates: Mapping[str, Mapping[str, str | None]]) -> None:
+        for _ in range(self._max_attempts):
+            if self._write_once(target, updates):
+                return
+            log.info("%s changed while credd was writing it; writing again", self.path)
         raise FileWriteError(
             f"{self.path}: another program kept changing the file while credd was writing it"
             f" ({self._max_attempts} attempts); nothing was written, try again"
@@ -167,9 +298,33 @@ class CredentialsWriter:
             with self._flock(target):
                 return self._sweep(target)
 
+    def _settled_snapshot(self, target: Path) -> _Snapshot | None:
+        """The file, once no other program has modified it for the settle time.
+
+        Read while the AWS CLI rewrites it in place (truncate, then write), it is empty or
+        cut short, and an update based on that would drop every other section.
+        """
+        deadline = time.monotonic() + MAX_SETTLE_WAIT_SECONDS
+        while True:
+            snapshot = self._snapshot(target)
+            if snapshot is None or snapshot.identity == self._last_written:
+                return snapshot
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return snapshot
+            # Emptied since credd wrote it: almost surely truncated for a rewrite that a
+            # busy machine has not let finish yet, however long ago the truncation was.
+            if snapshot.size == 0 and self._last_written is not None:
+                time.sleep(min(self._settle_ns / 1e9, left))
+                continue
+            age = time.time_ns() - snapshot.mtime_ns
+            if not 0 <= age < self._settle_ns:
+                return snapshot  # settled (or stamped in the future: nothing to wait for)
+            time.sleep(min((self._settle_ns - age) / 1e9, left))
+
     def _write_once(self, target: Path, updates: Mapping[str, Mapping[str, str | None]]) -> bool:
         """One read-apply-write round; False when the file changed under it."""
-        before = self._snapshot(target)
+        before = self._settled_snapshot(target)
         text = self._decode(before.data) if before else ""
         new_text = credfile.apply(text, updates, path=str(self.path))
         if before is not None and new_text == text:
@@ -178,20 +333,30 @@ class CredentialsWriter:
             return True
         if before is not None:
             self._check_replaceable(target)
-        temp = self._write_temp(target, new_text.encode("utf-8"))
+        temp, written = self._write_temp(target, new_text.encode("utf-8"))
+        old_fd: int | None = None
         try:
             if self._before_replace is not None:
                 self._before_replace(target)
-            if self._snapshot(target) != before:
+            if before is not None:
+                # Held across the rename: a writer that opened the file first writes here.
+                old_fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+            if self._snapshot(target) != before or not _same_file(old_fd, before):
                 _remove(temp)
+                _close(old_fd)
                 return False
             self._replace(temp, target)
         except OSError as error:
             _remove(temp)
+            _close(old_fd)
             raise self._write_error(error) from None
         except BaseException:
             _remove(temp)
+            _close(old_fd)
             raise
+        self._last_written = written
+        if old_fd is not None and before is not None:
+            self._watch(old_fd, before.data)
         self._fsync_dir(target.parent)
         return True
 
@@ -299,7 +464,8 @@ class CredentialsWriter:
             line = data[: error.start].count(b"\n") + 1
             raise CredentialsFileError(str(self.path), line, "not valid UTF-8") from None
 
-    def _write_temp(self, target: Path, data: bytes) -> Path:
+    def _write_temp(self, target: Path, data: bytes) -> tuple[Path, tuple[int, int, int, int]]:
+        """The temp file, written and fsynced, and its identity (which the rename keeps)."""
         temp = target.with_name(f"{_temp_prefix(target)}{os.getpid()}-{secrets.token_hex(6)}")
         try:
             fd = os.open(
@@ -316,6 +482,7 @@ class CredentialsWriter:
                 while view:
                     view = view[self._write(fd, bytes(view)) :]
                 self._fsync(fd)
+                info = os.fstat(fd)
             finally:
                 os.close(fd)
         except OSError as error:
@@ -324,7 +491,7 @@ class CredentialsWriter:
         except BaseException:
             _remove(temp)
             raise
-        return temp
+        return temp, (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
     def _fsync_dir(self, directory: Path) -> None:
         # The rename is done: the new file is in place. A directory that
@@ -401,3 +568,26 @@ def _remove(path: Path) -> bool:
         log.warning("%s: could not remove: %s", path, _errno_text(error))
         return False
     return True
+
+
+def _merged(
+    first: Mapping[str, Mapping[str, str | None]], then: Mapping[str, Mapping[str, str | None]]
+) -> dict[str, dict[str, str | None]]:
+    """Both sets of updates, `then` winning where they set the same key."""
+    merged: dict[str, dict[str, str | None]] = {name: dict(keys) for name, keys in first.items()}
+    for name, keys in then.items():
+        merged.setdefault(name, {}).update(keys)
+    return merged
+
+
+def _same_file(fd: int | None, snapshot: _Snapshot | None) -> bool:
+    """Whether `fd` is open on the file `snapshot` was taken of (both None: no file)."""
+    if fd is None or snapshot is None:
+        return fd is None and snapshot is None
+    info = os.fstat(fd)
+    return (info.st_dev, info.st_ino) == (snapshot.device, snapshot.inode)
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)

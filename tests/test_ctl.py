@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,6 +101,8 @@ def test_token_and_status_load_no_slow_module(canned_daemon: str) -> None:
     would load `re` and `pathlib` before credctl has a chance to.
     """
     CANNED["status"] = {"profiles": PROFILES}
+    in_an_hour = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    CANNED["token"] = {**CANNED["token"], "expires_at": in_an_hour}
     probe = (
         "import sys; from credd import ctl;"
         "codes = [ctl.main(a) for a in (['status'], ['status', '--short'], ['token', '123456'])];"
@@ -111,7 +114,8 @@ def test_token_and_status_load_no_slow_module(canned_daemon: str) -> None:
         [sys.executable, "-S", "-c", probe], env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
-    assert "session-x" in done.stdout and "session-x renewed; expires" in done.stdout
+    assert "session-x" in done.stdout
+    assert f"session-x renewed; expires {in_an_hour} (in 59m)" in done.stdout
     assert done.stdout.splitlines()[-1] == "RESULT [0, 0, 0] "
 
 

@@ -480,3 +480,18 @@ async def test_a_stopping_daemon_starts_no_new_renewal() -> None:
     assert reply["ok"] is False and "stopping" in reply["error"]["message"]
     assert rig.sts.calls == []
     assert (await rig.daemon.handle({"op": "status"}))["ok"] is True
+
+
+async def test_a_write_is_followed_by_a_look_for_late_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A moment after each write the writer is asked to carry over what another program
+    wrote into the file the write replaced (and to let that file go)."""
+    monkeypatch.setattr("credd.daemon.CARRY_OVER_SECONDS", 0.0)
+    writer = MemoryWriter()
+    rig = make_rig(ROLE_ON_KEYS, writer)
+    assert writer.carry_overs == 0
+    await rig.daemon.start()
+    await settle()
+    assert writer.batches == [["ops"]]
+    assert writer.carry_overs == 1  # once: nothing is left watched, so no second look

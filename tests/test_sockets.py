@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +47,25 @@ def test_a_second_claim_names_the_live_pid_and_leaves_the_socket(short_dir: Path
         assert first.path.exists()
     finally:
         first.close()
+
+
+def test_the_pid_is_named_even_when_read_just_after_the_winner_locked(
+    short_dir: Path,
+) -> None:
+    """Regression: a daemon that lost the race read the lock file between the winner's
+    flock and its writing the pid, and said `pid unknown`. It waits a moment for it."""
+    directory = short_dir / "run"
+    directory.mkdir(mode=0o700)
+    lock = os.open(directory / "credd.sock.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # locked, pid not written yet
+        writer = threading.Timer(0.1, lambda: os.pwrite(lock, b"4242\n", 0))
+        writer.start()
+        with pytest.raises(AlreadyRunningError, match="pid 4242"):
+            claim(directory / "credd.sock")
+        writer.join()
+    finally:
+        os.close(lock)
 
 
 @pytest.mark.parametrize("mode", [0o777, 0o775, 0o757])

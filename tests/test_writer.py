@@ -138,6 +138,174 @@ def test_concurrent_in_place_rewrite_is_detected_and_neither_write_is_lost(
     assert temp_files(tmp_path) == []
 
 
+def late_writer(write: Callable[[Path], None]) -> Callable[[Path, Path], None]:
+    """A rename preceded, once, by another program's write into the file it replaces:
+    the window between credd's last check and its rename, which no check can close."""
+    done: list[bool] = []
+
+    def replace(temp: Path, target: Path) -> None:
+        if not done:
+            done.append(True)
+            write(target)
+        os.replace(temp, target)
+
+    return replace
+
+
+def append_in_place(text: str) -> Callable[[Path], None]:
+    """What `aws configure set` does for a new section: append, no lock, no rename."""
+
+    def write(target: Path) -> None:
+        with open(target, "a") as file:
+            file.write(text)
+
+    return write
+
+
+def test_a_write_into_the_replaced_file_is_carried_into_the_next_update(
+    tmp_path: Path,
+) -> None:
+    """`aws configure set` appending between credd's check and its rename writes into the
+    file the rename replaces; the next update carries its section over."""
+    path = tmp_path / "credentials"
+    path.write_text(ORIGINAL)
+    writer = CredentialsWriter(
+        path,
+        replace=late_writer(append_in_place("[cli]\naws_access_key_id = AKIACLI\n")),
+        settle_seconds=0,
+    )
+    writer.update({"s": session("ONE")})
+    assert "cli" not in CredentialsWriter(path).read()  # lost, for now
+    writer.update({"s": session("TWO")})
+    parsed = CredentialsWriter(path).read()
+    assert parsed["cli"] == {"aws_access_key_id": "AKIACLI"}
+    assert parsed["s"]["aws_session_token"] == "TWO"
+    assert parsed["default"]["aws_secret_access_key"] == "OLD"
+
+
+def test_carry_over_alone_brings_a_late_write_back(tmp_path: Path) -> None:
+    """With no further renewal (the daemon's heartbeat), `carry_over` does it, once."""
+    path = tmp_path / "credentials"
+    path.write_text(ORIGINAL)
+    writer = CredentialsWriter(
+        path, replace=late_writer(append_in_place("[cli]\nregion = eu-west-1\n")), settle_seconds=0
+    )
+    writer.update({"s": session()})
+    assert writer.carry_over() == ["cli"]
+    assert CredentialsWriter(path).read()["cli"] == {"region": "eu-west-1"}
+    # Carried once: a later change by hand in the live file is not undone.
+    text = path.read_text().replace("eu-west-1", "us-west-2")
+    path.write_text(text)
+    assert writer.carry_over() == []
+    assert CredentialsWriter(path).read()["cli"] == {"region": "us-west-2"}
+
+
+def test_a_late_write_of_old_credentials_or_removals_is_not_carried(tmp_path: Path) -> None:
+    """A writer that read the file before a renewal writes the old session back, and drops
+    a key: neither comes back. Only what it set anew is carried."""
+    path = tmp_path / "credentials"
+    path.write_text(ORIGINAL)
+    CredentialsWriter(path).update({"s": session("OLD-TOKEN")})
+    stale = path.read_text()
+
+    def rewrite_from_an_old_read(target: Path) -> None:
+        text = stale.replace("aws_secret_access_key = OLD\n", "") + "[cli]\nregion = x\n"
+        rewrite_in_place(target, text)
+
+    writer = CredentialsWriter(
+        path, replace=late_writer(rewrite_from_an_old_read), settle_seconds=0
+    )
+    writer.update({"s": session("NEW-TOKEN")})
+    assert writer.carry_over() == ["cli"]
+    parsed = CredentialsWriter(path).read()
+    assert parsed["s"]["aws_session_token"] == "NEW-TOKEN"
+    assert parsed["default"]["aws_secret_access_key"] == "OLD"
+    assert parsed["cli"] == {"region": "x"}
+
+
+def test_a_replaced_file_still_being_written_is_not_read(tmp_path: Path) -> None:
+    """A late write is carried only once the replaced file has been left alone for a while
+    (so a half-written file is never taken for the other program's whole change)."""
+    path = tmp_path / "credentials"
+    path.write_text(ORIGINAL)
+    long_ago = time.time() - 7200
+    os.utime(path, (long_ago, long_ago))  # settled before credd's update
+    writer = CredentialsWriter(
+        path, replace=late_writer(append_in_place("[cli]\nregion = x\n")), settle_seconds=3600
+    )
+    writer.update({"s": session()})
+    assert writer.carry_over() == []
+    assert "cli" not in CredentialsWriter(path).read()
+
+
+def test_replaced_files_held_open_are_bounded(tmp_path: Path) -> None:
+    """Each rename keeps the replaced file open for a while; a burst cannot exhaust fds."""
+    path = tmp_path / "credentials"
+    path.write_text(ORIGINAL)
+    writer = CredentialsWriter(path)
+    before = len(os.listdir("/proc/self/fd"))
+    for index in range(100):
+        writer.update({"s": session(f"T{index}")})
+    assert len(os.listdir("/proc/self/fd")) - before <= 16
+
+
+def test_a_replaced_file_closed_to_make_room_is_not_closed_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a replaced file read at the start of an update, then closed during it
+    to make room for the file that update replaced, raised ValueError at the end of the
+    update (and could have closed an fd reused by then), leaving a renewal `refreshing`."""
+    monkeypatch.setattr("credd.writer.MAX_WATCHED", 1)
+    monkeypatch.setattr("credd.writer.WATCH_SECONDS", 0.0)
+    path = tmp_path / "credentials"
+    path.write_text(ORIGINAL)
+    writer = CredentialsWriter(path, settle_seconds=0)
+    before = len(os.listdir("/proc/self/fd"))
+    for index in range(5):
+        writer.update({"s": session(f"T{index}")})
+    assert len(os.listdir("/proc/self/fd")) - before <= 1
+    assert CredentialsWriter(path).read()["s"]["aws_session_token"] == "T4"
+
+
+def test_an_update_waits_for_a_file_another_program_is_writing(tmp_path: Path) -> None:
+    """Regression: the AWS CLI truncates the file and then writes it. An update that read
+    it in between based its write on an empty file, and every other section vanished
+    (until carried over). A file modified by another program just now is left to settle."""
+    path = tmp_path / "credentials"
+    path.write_text("")  # truncated, as at the start of an in-place rewrite
+    finish = threading.Timer(0.05, lambda: rewrite_in_place(path, ORIGINAL))
+    finish.start()
+    try:
+        CredentialsWriter(path, settle_seconds=1.0).update({"s": session()})
+    finally:
+        finish.join()
+    parsed = CredentialsWriter(path).read()
+    assert parsed["default"]["aws_secret_access_key"] == "OLD"
+    assert parsed["s"]["aws_session_token"] == "TOKEN"
+
+
+def test_a_read_waits_for_a_file_emptied_for_a_rewrite(tmp_path: Path) -> None:
+    """Regression: a role renewed while `aws configure set` had truncated the file (and
+    the busy machine had not yet let it write) found no long-term keys and went to
+    `error`. A file credd wrote that is now empty is waited for, however old the
+    truncation."""
+    path = tmp_path / "credentials"
+    path.write_text(ORIGINAL)
+    writer = CredentialsWriter(path, settle_seconds=0.05)
+    writer.update({"s": session()})
+    written = path.read_text()
+    with open(path, "r+") as handle:
+        handle.truncate(0)
+    time.sleep(0.1)  # older than the settle time: only its emptiness says it is unfinished
+    finish = threading.Timer(0.2, lambda: rewrite_in_place(path, written))
+    finish.start()
+    try:
+        parsed = writer.read()
+    finally:
+        finish.join()
+    assert parsed["default"]["aws_secret_access_key"] == "OLD"
+
+
 def test_same_size_same_mtime_rewrite_is_caught_by_the_hash(tmp_path: Path) -> None:
     """A rewrite that keeps inode, size and mtime is still seen, through the content hash."""
     path = tmp_path / "credentials"

@@ -211,6 +211,7 @@ class MemoryWriter:
         self.batches: list[list[str]] = []
         self.fail: list[CreddError] = []
         self.changes = 0  # stands in for the file's inode, size and mtime
+        self.carry_overs = 0
 
     def signature(self) -> tuple[int, int, int, int]:
         """Changes whenever the 'file' does."""
@@ -220,6 +221,13 @@ class MemoryWriter:
         """Another program rewrites a section (as `aws configure set` does)."""
         self.sections[section] = dict(keys)
         self.changes += 1
+
+    watching = False  # nothing is ever replaced under another program here
+
+    def carry_over(self) -> list[str]:
+        """Nothing to carry over; counted."""
+        self.carry_overs += 1
+        return []
 
     def read(self) -> dict[str, dict[str, str]]:
         """The sections."""
