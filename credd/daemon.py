@@ -832,6 +832,7 @@ class Daemon:
     def _apply_policy(self, policy: Policy) -> None:
         old = self._entries
         if policy.credentials_file != self._policy.credentials_file:
+            self._writer.close()
             self._writer = self._writer_for(policy.credentials_file)
         self._policy = policy
         self._entries = {}

@@ -199,6 +199,12 @@ class CredentialsWriter:
                 self._write_all(target, _merged(late, updates))
                 self._checked(seen)
 
+    def close(self) -> None:
+        """Let go of the replaced files still held (when the daemon moves to another file)."""
+        with self._thread_lock:
+            while self._replaced:
+                self._unwatch(self._replaced[0])
+
     @property
     def watching(self) -> bool:
         """Whether replaced files are still held open for `carry_over` to look at."""

@@ -495,3 +495,15 @@ async def test_a_write_is_followed_by_a_look_for_late_writes(
     await settle()
     assert writer.batches == [["ops"]]
     assert writer.carry_overs == 1  # once: nothing is left watched, so no second look
+
+
+async def test_moving_to_another_credentials_file_lets_the_old_writer_go() -> None:
+    """A reload that names another credentials file closes the old file's writer (which
+    may still hold a replaced file open)."""
+    rig = await started(ROLE_ON_KEYS)
+    rig.daemon._load_policy = lambda: make_policy(
+        ROLE_ON_KEYS + "credentials_file: /tmp/credd-elsewhere/credentials\n"
+    )
+    assert not rig.writer.closed
+    await rig.daemon.reload()
+    assert rig.writer.closed

@@ -247,6 +247,8 @@ def test_replaced_files_held_open_are_bounded(tmp_path: Path) -> None:
     for index in range(100):
         writer.update({"s": session(f"T{index}")})
     assert len(os.listdir("/proc/self/fd")) - before <= 16
+    writer.close()
+    assert len(os.listdir("/proc/self/fd")) == before
 
 
 def test_a_replaced_file_closed_to_make_room_is_not_closed_twice(

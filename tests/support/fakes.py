@@ -223,6 +223,11 @@ class MemoryWriter:
         self.changes += 1
 
     watching = False  # nothing is ever replaced under another program here
+    closed = False
+
+    def close(self) -> None:
+        """The daemon has moved to another file."""
+        self.closed = True
 
     def carry_over(self) -> list[str]:
         """Nothing to carry over; counted."""
