@@ -54,7 +54,7 @@ CAPPED_TOLERANCE = timedelta(seconds=60)
 SUBSCRIBER_QUEUE = 64
 # After a write, the writer keeps the file it replaced open for a moment, to carry over a
 # late write into it (credd.writer.WATCH_SECONDS); it is looked at, and let go, after this.
-CARRY_OVER_SECONDS = 2.5
+CARRY_OVER_SECONDS = 0.75
 
 
 class Notifier(Protocol):

@@ -82,7 +82,7 @@ SETTLE_SECONDS = 0.2
 MAX_SETTLE_WAIT_SECONDS = 2.0
 # How long a replaced file is kept open for such writes (a writer that opened it before
 # the rename writes within milliseconds), and how many are kept at most.
-WATCH_SECONDS = 2.0
+WATCH_SECONDS = 0.5
 MAX_WATCHED = 16
 
 
@@ -101,7 +101,14 @@ class _Replaced:
 
     fd: int
     data: bytes  # what it held when it was replaced, or when its changes were last carried
+    # Its size and mtime_ns when last read, settled: while they stay, it need not be read
+    # again (a later write, however small, is stamped with a later mtime).
+    stamp: tuple[int, int] | None
     replaced_at: float  # time.monotonic()
+
+
+# A replaced file as last looked at: the file, its bytes, and its size and mtime_ns.
+_Seen = tuple[_Replaced, bytes, tuple[int, int]]
 
 
 @dataclass(frozen=True)
@@ -233,19 +240,24 @@ class CredentialsWriter:
                 )
             return sorted(late)
 
-    def _late_writes(self) -> tuple[dict[str, dict[str, str]], list[tuple[_Replaced, bytes]]]:
+    def _late_writes(self) -> tuple[dict[str, dict[str, str]], list[_Seen]]:
         """What other programs set in replaced files since, and each settled file's bytes."""
         late: dict[str, dict[str, str]] = {}
-        seen: list[tuple[_Replaced, bytes]] = []
+        seen: list[_Seen] = []
         for replaced in self._replaced:
             try:
                 info = os.fstat(replaced.fd)
                 if time.time_ns() - info.st_mtime_ns < self._settle_ns:
                     continue  # perhaps still being written
-                data = os.pread(replaced.fd, info.st_size + 1, 0)
+                stamp = (info.st_size, info.st_mtime_ns)
+                data = (
+                    replaced.data
+                    if stamp == replaced.stamp
+                    else os.pread(replaced.fd, info.st_size + 1, 0)
+                )
             except OSError:
                 continue
-            seen.append((replaced, data))
+            seen.append((replaced, data, stamp))
             if data != replaced.data:
                 for name, keys in self._changes(replaced.data, data).items():
                     late.setdefault(name, {}).update(keys)
@@ -266,18 +278,18 @@ class CredentialsWriter:
                     changes.setdefault(name, {})[key] = value
         return changes
 
-    def _checked(self, seen: list[tuple[_Replaced, bytes]]) -> None:
+    def _checked(self, seen: list[_Seen]) -> None:
         """Once carried over: remember what each file held; close those watched long enough."""
         now = time.monotonic()
-        for replaced, data in seen:
+        for replaced, data, stamp in seen:
             if replaced not in self._replaced:
                 continue  # closed meanwhile, to make room for a newer one
-            replaced.data = data
+            replaced.data, replaced.stamp = data, stamp
             if now - replaced.replaced_at >= WATCH_SECONDS:
                 self._unwatch(replaced)
 
     def _watch(self, fd: int, data: bytes) -> None:
-        self._replaced.append(_Replaced(fd, data, time.monotonic()))
+        self._replaced.append(_Replaced(fd, data, None, time.monotonic()))
         while len(self._replaced) > MAX_WATCHED:
             self._unwatch(self._replaced[0])
 

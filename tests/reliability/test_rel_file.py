@@ -266,7 +266,7 @@ def test_aws_configure_set_during_a_renewal_burst(make_box: Callable[..., Box]) 
         )
 
     # A CLI write that lands in the file a rename has just replaced is carried over a
-    # moment (2.5 s) after that write, or at the next write.
+    # moment (0.75 s) after that write, or at the next write.
     wait_until("every AWS CLI write in the file", every_cli_write, timeout=30)
     assert converged(), "a renewal did not land in the file"
 
