@@ -143,15 +143,11 @@ def test_the_common_command_lines_skip_argparse(words: list[str]) -> None:
     assert plain == ctlargs.parse(words)
 
 
+COMMANDS = ("token", "status", "refresh", "reload", "prompt", "credential-process", "import")
+
 WORDS = st.sampled_from(
     [
-        "token",
-        "status",
-        "refresh",
-        "reload",
-        "prompt",
-        "credential-process",
-        "import",
+        *COMMANDS,
         "--profile",
         "--json",
         "--short",
@@ -217,15 +213,7 @@ def test_version_and_help() -> None:
     done = subprocess.run([CREDCTL, "--version"], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.startswith("credctl 0.")
     done = subprocess.run([CREDCTL, "--help"], capture_output=True, text=True)
-    for command in (
-        "token",
-        "status",
-        "refresh",
-        "reload",
-        "prompt",
-        "credential-process",
-        "import",
-    ):
+    for command in COMMANDS:
         assert command in done.stdout
 
 
