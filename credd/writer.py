@@ -36,7 +36,7 @@ the error, never the content.
 The check in step 7 narrows, but cannot close, the window in which a writer
 that takes no lock can lose a change: one that opened the file before the
 rename writes into the file the rename has just replaced. So credd keeps the
-replaced file open for a while, and once it has been left alone for a second,
+replaced file open for a moment, and once it has been left alone for 0.2 s,
 carries the keys another program set in it over into the live file (at the
 next update, or at `carry_over`, which the daemon calls a moment after each
 write).
@@ -185,10 +185,9 @@ class CredentialsWriter:
         Cheap enough for every heartbeat: the daemon re-reads the file only when it changed.
         """
         try:
-            info = os.stat(self._target())
+            return _identity(os.stat(self._target()))
         except OSError:
             return None
-        return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
     def update(self, updates: Mapping[str, Mapping[str, str | None]]) -> None:
         """Set (or, with None, remove) keys of any number of sections in one atomic write.
@@ -230,14 +229,13 @@ class CredentialsWriter:
                 target = self._target()
                 with self._flock(target):
                     self._write_all(target, late)
-            self._checked(seen)
-            if late:
                 log.warning(
                     "%s: carried over what another program wrote while credd replaced the"
                     " file (sections %s)",
                     self.path,
                     ", ".join(sorted(late)),
                 )
+            self._checked(seen)
             return sorted(late)
 
     def _late_writes(self) -> tuple[dict[str, dict[str, str]], list[_Seen]]:
@@ -466,14 +464,7 @@ class CredentialsWriter:
         finally:
             os.close(fd)
         data = b"".join(chunks)
-        return _Snapshot(
-            info.st_dev,
-            info.st_ino,
-            info.st_size,
-            info.st_mtime_ns,
-            hashlib.sha256(data).hexdigest(),
-            data,
-        )
+        return _Snapshot(*_identity(info), hashlib.sha256(data).hexdigest(), data)
 
     def _decode(self, data: bytes) -> str:
         try:
@@ -509,7 +500,7 @@ class CredentialsWriter:
         except BaseException:
             _remove(temp)
             raise
-        return temp, (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+        return temp, _identity(info)
 
     def _fsync_dir(self, directory: Path) -> None:
         # The rename is done: the new file is in place. A directory that
@@ -596,6 +587,11 @@ def _merged(
     for name, keys in then.items():
         merged.setdefault(name, {}).update(keys)
     return merged
+
+
+def _identity(info: os.stat_result) -> tuple[int, int, int, int]:
+    """Device, inode, size and mtime_ns: a file's identity, and whether it changed."""
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def _same_file(fd: int | None, snapshot: _Snapshot | None) -> bool:
