@@ -161,9 +161,12 @@ def _expiry_phrase(expires_at: str | None) -> str:
     if not expires_at:
         return "expiry unknown"
     left = utc_seconds(expires_at) - time.time()
-    if left <= 0:
-        return f"expired {expires_at} ({format_relative(-left)} ago)"
-    return f"expires {expires_at} (in {format_relative(left)})"
+    return f"{'expires' if left > 0 else 'expired'} {expires_at} ({_from_now(left)})"
+
+
+def _from_now(seconds: float) -> str:
+    """`in 3h12m` for a time ahead, `3h12m ago` for one past."""
+    return f"in {format_relative(seconds)}" if seconds > 0 else f"{format_relative(-seconds)} ago"
 
 
 def _status(client: Client, out: TextIO, *, as_json: bool, short: bool) -> int:
@@ -203,9 +206,7 @@ def status_table(profiles: list[dict[str, Any]], now: float, *, colour: bool) ->
         expires = "-"
         if p.get("expires_at"):
             iso = p["expires_at"]
-            left = utc_seconds(iso) - now
-            rel = f"in {format_relative(left)}" if left > 0 else f"{format_relative(-left)} ago"
-            expires = f"{iso[:10]} {iso[11:16]}Z ({rel})"
+            expires = f"{iso[:10]} {iso[11:16]}Z ({_from_now(utc_seconds(iso) - now)})"
         refresh = "-"
         if p.get("next_refresh_at"):
             refresh = f"in {format_relative(utc_seconds(p['next_refresh_at']) - now)}"
