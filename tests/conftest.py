@@ -7,6 +7,7 @@ import inspect
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyotp
 import pytest
 from support.fake_sts import FakeSts
 from support.moto_sts import free_port, moto_sts_server
@@ -79,3 +80,16 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     kwargs = {name: pyfuncitem.funcargs[name] for name in names}
     asyncio.run(pyfuncitem.obj(**kwargs))
     return True
+
+
+@pytest.fixture
+def totp() -> pyotp.TOTP:
+    """A virtual MFA device, shared by whatever feeds codes and the fake STS."""
+    return pyotp.TOTP(pyotp.random_base32())
+
+
+@pytest.fixture
+def otp_sts(totp: pyotp.TOTP) -> Iterator[FakeSts]:
+    """The fault-injecting STS, accepting the device's current (or adjacent) code, once."""
+    with FakeSts(code_validator=lambda serial, code: totp.verify(code, valid_window=1)) as sts:
+        yield sts

@@ -47,19 +47,6 @@ def policy(code_command: list[str] | None = None, notify: list[str] | None = Non
 
 
 @pytest.fixture
-def totp() -> pyotp.TOTP:
-    """The virtual MFA device, shared by the code command and the fake STS."""
-    return pyotp.TOTP(pyotp.random_base32())
-
-
-@pytest.fixture
-def otp_sts(totp: pyotp.TOTP) -> Iterator[FakeSts]:
-    """The fake STS, accepting the device's current code (once, as AWS does)."""
-    with FakeSts(code_validator=lambda serial, code: totp.verify(code, valid_window=1)) as sts:
-        yield sts
-
-
-@pytest.fixture
 def make_box(tmp_path: Path, otp_sts: FakeSts) -> Iterator[Callable[[str], Sandbox]]:
     """Sandboxes with a given policy, pointed at the fake STS; their daemons ended after."""
     boxes: list[Sandbox] = []

@@ -15,7 +15,6 @@ import select
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,19 +100,6 @@ class Home:
 def moto_home(tmp_path: Path, moto_sts_url: str) -> Home:
     """A sandbox pointed at moto's server."""
     return Home(tmp_path, moto_sts_url)
-
-
-@pytest.fixture
-def totp() -> pyotp.TOTP:
-    """The virtual MFA device's secret, shared with the fake STS."""
-    return pyotp.TOTP(pyotp.random_base32())
-
-
-@pytest.fixture
-def otp_sts(totp: pyotp.TOTP) -> Iterator[FakeSts]:
-    """The fault-injecting STS, accepting only the device's current (or adjacent) code."""
-    with FakeSts(code_validator=lambda serial, code: totp.verify(code, valid_window=1)) as sts:
-        yield sts
 
 
 @pytest.fixture
