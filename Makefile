@@ -51,7 +51,7 @@ demo: $(STAMP)
 # venv of its own, so the editable install's import hook is not counted in credctl's start.
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
-$(BENCH_STAMP): pyproject.toml $(wildcard credd/*.py credd/units/*)
+$(BENCH_STAMP): pyproject.toml $(wildcard credd/*.py credd/*/*.py credd/units/*)
 	$(PY) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install --quiet --force-reinstall --no-deps .

@@ -85,7 +85,7 @@ def serial_loop(sessions: int, roles: int) -> dict[str, object]:
 
 def writer_update(path: Path, section: str) -> dict[str, object]:
     """One section's keys replaced through credd's safe writer (lock, re-read, fsync, rename)."""
-    from credd.writer import CredentialsWriter
+    from credd.files.writer import CredentialsWriter
 
     stamp = f"{time.time_ns():020d}"
     start = time.perf_counter()

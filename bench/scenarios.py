@@ -33,7 +33,7 @@ from stack import (
     session_name,
 )
 
-from credd.writer import SETTLE_SECONDS
+from credd.files.writer import SETTLE_SECONDS
 
 HELPERS = str(Path(__file__).with_name("helpers.py"))
 MIB = 1024.0
@@ -42,7 +42,7 @@ FLOOR_PASS = "python3 -c pass"
 FLOOR_STS = "boto3 GetSessionToken round trip (in process, warm)"
 FLOOR_FSYNC = "fsync of a 4 KiB file (in process)"
 FLOOR = (FLOOR_PASS, FLOOR_STS, FLOOR_FSYNC)
-CTL_IMPORTS = "import credd.ctl"
+CTL_IMPORTS = "import credd.ctl.main"
 
 
 @dataclass(frozen=True)

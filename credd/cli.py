@@ -59,7 +59,7 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # The AWS libraries' own loggers are held at INFO by `credd.sts.quiet_aws_loggers`,
+    # The AWS libraries' own loggers are held at INFO by `credd.adapters.sts.quiet_aws_loggers`,
     # which `credd run` calls before any STS client exists: their DEBUG output holds secrets.
 
 
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = os.environ
     try:
         if args.command == "run":
-            from credd.run import run
+            from credd.daemon.run import run
 
             configure_logging(args.log_level)
             return run(
@@ -78,22 +78,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 env=env,
             )
         if args.command == "check":
-            from credd.check import run_check
+            from credd.commands.check import run_check
 
             policy = args.policy or Path(paths.policy_path(env))
             return run_check(policy, env, sys.stdout, sys.stderr)
         if args.command == "install":
-            from credd.install import install
+            from credd.commands.install import install
 
             return install(
                 args.kind, dry_run=args.dry_run, force=args.force, env=env, out=sys.stdout
             )
         if args.command == "init":
-            from credd.init import run_init
+            from credd.commands.init import run_init
 
             return run_init(env=env)
         if args.command == "login":
-            from credd.login import run_login
+            from credd.commands.login import run_login
 
             return run_login(args, env=env)
     except CreddError as error:

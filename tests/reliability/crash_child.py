@@ -40,7 +40,7 @@ def _die() -> None:
 
 def write(path: Path, step: str, good: int) -> None:
     """Run `good` updates, then one more that is killed at `step`."""
-    from credd.writer import CredentialsWriter
+    from credd.files.writer import CredentialsWriter
 
     armed = False
 

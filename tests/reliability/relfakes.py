@@ -15,8 +15,8 @@ from typing import TypeVar
 
 from support.fakes import FakeClock, FakeScheduler, InlineExecutor, MemorySts, MemoryWriter
 
-from credd.awsfiles import AwsFiles
-from credd.daemon import Daemon
+from credd.daemon.core import Daemon
+from credd.files.lookup import AwsFiles
 from credd.policy import Policy, parse_policy
 
 T = TypeVar("T")

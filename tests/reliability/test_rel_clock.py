@@ -17,7 +17,7 @@ from datetime import timedelta
 import pytest
 from relfakes import Rig, make_rig
 
-from credd.planner import BACKOFF_CAP_SECONDS
+from credd.daemon.planner import BACKOFF_CAP_SECONDS
 
 HOUR = 3600.0
 DAY = 24 * HOUR

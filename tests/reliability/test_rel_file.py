@@ -16,7 +16,7 @@ from relsupport import WATCH, Box, role_policy, wait_until
 from support.daemon import AWS, CREDCTL, LONG_TERM_KEY_ID, LONG_TERM_SECRET
 
 from credd.errors import FileWriteError
-from credd.writer import CredentialsWriter
+from credd.files.writer import CredentialsWriter
 
 NOBODY = 65534
 KEYS = (

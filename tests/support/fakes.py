@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from credd.awsfiles import AwsFiles
 from credd.credentials import Credentials
-from credd.daemon import Daemon
+from credd.daemon.core import Daemon
 from credd.errors import CreddError, StsTransientError
+from credd.files.lookup import AwsFiles
 from credd.policy import Policy, parse_policy
 
 T = TypeVar("T")

@@ -1,0 +1,1 @@
+"""`credd`'s one-shot commands: check, init, login, install."""

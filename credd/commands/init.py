@@ -1,0 +1,425 @@
+"""`credd init`: first-run setup, asked on the terminal the way `aws configure mfa-login` asks.
+
+It asks for the source profile (offering those with long-term keys), the MFA
+device (offering the `mfa_serial` the AWS files name for it), the profile to
+write (`session-<MFADeviceName>`), the session length, and optionally roles to
+chain on the session; whether to install the service is asked last. Only then
+is anything written: the policy (a commented YAML text, written by hand so each
+key carries its explanation; its directory 0700, the file 0600), then `credd
+check`'s summary of it, then `credd install` if that was asked for.
+
+Answers are read line by line from `stdin`, so it works on a terminal, under
+a pty or tmux, and with piped input. End of input before the last answer
+aborts with exit 1 and nothing written. An existing policy is replaced only
+after a yes (the default is no).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO, TypeVar
+
+from credd import paths
+from credd.commands.check import run_check
+from credd.commands.install import install
+from credd.commands.login import default_target, display_path
+from credd.durations import format_duration, parse_duration
+from credd.errors import PolicyError
+from credd.files.lookup import AwsFiles
+from credd.policy import (
+    ROLE_ARN,
+    ROLE_CHAINED_MAX,
+    ROLE_MIN,
+    SESSION_DEFAULT,
+    SESSION_MAX,
+    SESSION_MIN,
+    mfa_serial_problem,
+    parse_policy,
+    section_name_problem,
+)
+
+T = TypeVar("T")
+
+EXIT_OK = 0
+EXIT_ABORTED = 1
+EXIT_INVALID = 2
+
+_MFA_EXAMPLE = "arn:aws:iam::123456789012:mfa/MFADeviceName"
+_ROLE_EXAMPLE = "arn:aws:iam::123456789012:role/Admin"
+_SERVICE_KIND = {"linux": "systemd", "darwin": "launchd"}
+
+
+class _Aborted(Exception):
+    """Input ended before the last answer."""
+
+
+@dataclass(frozen=True)
+class RoleAnswer:
+    """One role to chain on the session."""
+
+    name: str
+    role_arn: str
+    duration: int
+
+
+@dataclass(frozen=True)
+class Answers:
+    """Everything `credd init` asked."""
+
+    source_profile: str
+    mfa_serial: str
+    target: str
+    duration: int
+    roles: tuple[RoleAnswer, ...] = ()
+
+
+def run_init(
+    *,
+    env: Mapping[str, str],
+    stdin: TextIO = sys.stdin,
+    out: TextIO = sys.stdout,
+    platform: str = sys.platform,
+    python: str = sys.executable,
+) -> int:
+    """Ask, write the policy, check it, and install the service if asked; the exit status.
+
+    0 written and valid; 1 aborted (end of input, or an existing policy kept) or
+    the install failed; 2 written but `credd check` finds a problem to fix.
+    """
+    asker = _Asker(stdin, out)
+    try:
+        return _Init(env=env, ask=asker, out=out, platform=platform, python=python).run()
+    except _Aborted:
+        out.write("\ncredd init: input ended; nothing was written\n")
+        out.flush()
+        return EXIT_ABORTED
+
+
+def render_policy(answers: Answers) -> str:
+    """The policy text for `answers`: valid YAML whose comments explain each key."""
+    q = json.dumps  # a JSON string is a YAML double-quoted scalar
+    lines = [
+        "# credd policy, written by `credd init`.",
+        "# Check it with `credd check`; a running credd re-reads it on `credctl reload`.",
+        "# Durations are written 12h, 90m, 1h30m or 45s.",
+        "version: 1",
+        "",
+        "# Where the sessions are written: by default AWS_SHARED_CREDENTIALS_FILE,",
+        "# else ~/.aws/credentials.",
+        "# credentials_file: ~/.aws/credentials",
+        "",
+        "defaults:",
+        "  # Renew each session this long before it expires (an MFA session asks for a",
+        "  # code then; its old credentials stay in place until they expire).",
+        "  refresh_before: 15m",
+        "  # STS region. Left out: AWS_REGION, then the source profile's region in",
+        "  # ~/.aws/config, else us-east-1.",
+        "  # region: us-east-1",
+        "  # A command that prints the 6-digit code when one is needed: an argv list,",
+        "  # never a shell string. If it fails or times out, credd asks over the socket",
+        "  # (`credctl token CODE`, `credctl prompt`).",
+        "  # code_command: [ykman, oath, accounts, code, --single, aws]",
+        '  # code_command: [op, item, get, "AWS", --otp]',
+        "  # A command run when a code is needed; {profile}, {mfa_serial} and {message}",
+        "  # are filled in.",
+        '  # notify: [notify-send, credd, "{message}"]',
+        "",
+        "# The profiles credd keeps fresh, each a [section] of the credentials file.",
+        "profiles:",
+        "  # An MFA session: STS GetSessionToken with the long-term keys of",
+        "  # source_profile and a code from the device mfa_serial.",
+        f"  {q(answers.target)}:",
+        f"    source_profile: {q(answers.source_profile)}",
+        f"    mfa_serial: {q(answers.mfa_serial)}",
+        "    # Session length: 15m to 36h.",
+        f"    duration: {q(format_duration(answers.duration))}",
+    ]
+    for role in answers.roles:
+        lines += [
+            "",
+            f"  # A role assumed with {answers.target}'s session: renewed with no prompt",
+            "  # right after it. AWS allows at most 1h when chaining on a session.",
+            "  # Optional: role_session_name, external_id.",
+            f"  {q(role.name)}:",
+            f"    source_profile: {q(answers.target)}",
+            f"    role_arn: {q(role.role_arn)}",
+            f"    duration: {q(format_duration(role.duration))}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_policy(path: Path, text: str, *, replace: bool) -> Path:
+    """Write `text` at `path` (through a symlink to its target): directory 0700, file 0600.
+
+    Without `replace`, a file that appeared meanwhile is never overwritten
+    (FileExistsError). Returns the path written.
+    """
+    target = Path(os.path.realpath(path))
+    directory = target.parent
+    if not directory.exists():
+        directory.mkdir(mode=0o700, parents=True)
+        directory.chmod(0o700)  # mkdir's mode is masked by the umask
+    temp = directory / f".{target.name}.credd-init-{os.getpid()}"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fchmod(stream.fileno(), 0o600)
+            os.fsync(stream.fileno())
+        if replace:
+            os.replace(temp, target)
+        else:
+            os.link(temp, target)  # fails if the file exists: never a silent overwrite
+            temp.unlink()
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return target
+
+
+class _Asker:
+    """Asks one question at a time on `out` and reads one line of `stdin` for each."""
+
+    def __init__(self, stdin: TextIO, out: TextIO) -> None:
+        self._stdin = stdin
+        self._out = out
+
+    def line(self, prompt: str) -> str:
+        """One answer, stripped; _Aborted at end of input."""
+        self._out.write(prompt)
+        self._out.flush()
+        line = self._stdin.readline()
+        if not line:
+            raise _Aborted
+        return line.strip()
+
+    def value(
+        self, question: str, default: str | None, check: Callable[[str], tuple[T | None, str]]
+    ) -> T:
+        """Ask until `check(answer)` accepts it: (value, "") or (None, why not)."""
+        prompt = f"{question} [{default}]: " if default else f"{question}: "
+        while True:
+            answer = self.line(prompt) or (default or "")
+            value, problem = check(answer)
+            if value is not None:
+                return value
+            self._out.write(f"  {problem}\n")
+
+    def yes(self, question: str) -> bool:
+        """A yes/no question whose default is no."""
+        while True:
+            answer = self.line(f"{question} [y/N]: ").lower()
+            if answer in ("y", "yes"):
+                return True
+            if answer in ("", "n", "no"):
+                return False
+            self._out.write("  answer y or n\n")
+
+
+class _Init:
+    def __init__(
+        self,
+        *,
+        env: Mapping[str, str],
+        ask: _Asker,
+        out: TextIO,
+        platform: str,
+        python: str,
+    ) -> None:
+        self.env = env
+        self.ask = ask
+        self.out = out
+        self.platform = platform
+        self.python = python
+        self.policy_path = Path(paths.policy_path(env))
+        self.credentials_file = Path(paths.credentials_path(env))
+        self.aws = AwsFiles.load(self.credentials_file, env)
+
+    def say(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def run(self) -> int:
+        self.say(f"credd init: writes the policy {display_path(self.policy_path, self.env)}")
+        self.say("Press Enter to take the value in [brackets].")
+        replace = False
+        if self.policy_path.exists() or self.policy_path.is_symlink():
+            replace = self.ask.yes(f"A policy already exists at {self.policy_path}. Replace it?")
+            if not replace:
+                self.say(f"kept {self.policy_path}; nothing was written")
+                return EXIT_ABORTED
+        answers = self.questions()
+        kind = _SERVICE_KIND.get(self.platform)
+        want_install = kind is not None and self.ask.yes(
+            f"Install credd as a {kind} user service now (`credd install {kind}`)?"
+        )
+        return self.finish(answers, replace=replace, install_kind=kind if want_install else None)
+
+    # -- the questions ---------------------------------------------------------
+
+    def questions(self) -> Answers:
+        sources = self.source_profiles()
+        where = display_path(self.credentials_file, self.env)
+        if sources:
+            self.say(f"Profiles with long-term keys in {where}: {', '.join(sources)}")
+        else:
+            self.say(
+                f"No profile with long-term keys in {where} yet: add them with"
+                " `aws configure` or `credctl import --csv FILE`."
+            )
+        default_source = "default" if "default" in sources or not sources else sources[0]
+        source = self.ask.value(
+            "Source profile", default_source, lambda a: self.check_source(a, sources)
+        )
+        serial = self.ask.value(
+            "MFA serial number or ARN", self.aws.mfa_serial_for(source), _check_serial
+        )
+        target = self.ask.value(
+            "Profile to update",
+            default_target(serial),
+            lambda a: self.check_new_name(a, taken={source}, sources=sources),
+        )
+        duration = self.ask.value(
+            "Session duration",
+            format_duration(SESSION_DEFAULT),
+            lambda a: _check_duration(a, SESSION_MIN, SESSION_MAX, "an MFA session"),
+        )
+        roles = self.role_questions(target, taken={source, target}, sources=sources)
+        return Answers(source, serial, target, duration, tuple(roles))
+
+    def role_questions(
+        self, session: str, *, taken: set[str], sources: list[str]
+    ) -> list[RoleAnswer]:
+        self.say(
+            f"\nRoles to assume with {session}'s session, renewed with no prompt"
+            " (Enter on an empty line to finish)."
+        )
+        roles: list[RoleAnswer] = []
+        while True:
+            arn = self.ask.value("Role ARN (Enter to finish)", None, _check_role_arn_or_end)
+            if not arn:
+                return roles
+            name = self.ask.value(
+                "Profile name for it",
+                arn.rsplit("/", 1)[-1],
+                lambda a: self.check_new_name(a, taken=taken, sources=sources),
+            )
+            duration = self.ask.value(
+                "Role session duration",
+                format_duration(ROLE_CHAINED_MAX),
+                lambda a: _check_duration(
+                    a, ROLE_MIN, ROLE_CHAINED_MAX, "a role chained on a session"
+                ),
+            )
+            taken.add(name)
+            roles.append(RoleAnswer(name, arn, duration))
+
+    def source_profiles(self) -> list[str]:
+        """Profiles that hold long-term keys (credentials file first, then the config)."""
+        names = dict.fromkeys([*self.aws.credentials, *self.aws.config])
+        return [name for name in names if self.aws.has_long_term_keys(name)]
+
+    def check_source(self, answer: str, sources: list[str]) -> tuple[str | None, str]:
+        problem = section_name_problem(answer)
+        if problem is not None:
+            return None, f"not a profile name: {problem}"
+        if sources and answer not in sources:
+            return None, f"{answer} has no long-term keys; one of: {', '.join(sources)}"
+        return answer, ""
+
+    def check_new_name(
+        self, answer: str, *, taken: set[str], sources: list[str]
+    ) -> tuple[str | None, str]:
+        problem = section_name_problem(answer)
+        if problem is not None:
+            return None, f"not a profile name: {problem}"
+        if answer in taken:
+            return None, f"{answer} is already used here; choose another name"
+        if answer in sources:
+            return None, f"{answer} holds long-term keys that credd would overwrite"
+        return answer, ""
+
+    # -- writing ---------------------------------------------------------------
+
+    def finish(self, answers: Answers, *, replace: bool, install_kind: str | None) -> int:
+        text = render_policy(answers)
+        try:
+            parse_policy(text, path=self.policy_path, env=self.env)
+        except PolicyError as error:  # the answers were checked one by one: a bug if seen
+            self.say(error.message)
+            self.say("nothing was written")
+            return EXIT_INVALID
+        try:
+            written = write_policy(self.policy_path, text, replace=replace)
+        except FileExistsError:
+            self.say(f"{self.policy_path} appeared meanwhile; nothing was written")
+            return EXIT_ABORTED
+        self.say(f"\nwrote {written}\n")
+        status = run_check(self.policy_path, self.env, self.out, self.out)
+        if status != 0:
+            self.say("\nFix the problems above, then run `credd check`.")
+            if install_kind is not None:
+                self.say(f"Not installed: run `credd install {install_kind}` once it checks.")
+            return EXIT_INVALID
+        self.say("")
+        if install_kind is not None:
+            result = install(
+                install_kind,
+                dry_run=False,
+                force=False,
+                env=self.env,
+                out=self.out,
+                python=self.python,
+                err=self.out,
+            )
+            if result != 0:
+                return EXIT_ABORTED
+        else:
+            kind = _SERVICE_KIND.get(self.platform)
+            if kind is not None:
+                self.say(f"To run credd as a service later: `credd install {kind}`.")
+            self.say("To run it in this terminal: `credd run`.")
+        self.say(
+            f"When {answers.target} needs a code: `credctl token CODE`, or keep"
+            " `credctl prompt` open; a code_command in the policy can fetch it for you."
+        )
+        return EXIT_OK
+
+
+def _check_serial(answer: str) -> tuple[str | None, str]:
+    if not answer:
+        return None, f"the MFA device's ARN is needed, such as {_MFA_EXAMPLE}"
+    problem = mfa_serial_problem(answer)
+    return (None, problem) if problem is not None else (answer, "")
+
+
+def _check_role_arn_or_end(answer: str) -> tuple[str | None, str]:
+    if not answer or ROLE_ARN.fullmatch(answer):
+        return answer, ""
+    return None, f"not a role ARN such as {_ROLE_EXAMPLE}"
+
+
+def _check_duration(answer: str, low: int, high: int, what: str) -> tuple[int | None, str]:
+    try:
+        seconds = parse_duration(answer)
+    except ValueError as error:
+        return None, f"{error}"
+    if not low <= seconds <= high:
+        return None, (
+            f"{format_duration(seconds)} is out of range for {what}:"
+            f" {format_duration(low)} to {format_duration(high)}"
+        )
+    return seconds, ""

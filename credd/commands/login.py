@@ -1,0 +1,256 @@
+"""`credd login`: one MFA session now, in the foreground, with no daemon.
+
+The `aws configure mfa-login` of the AWS CLI guide
+(`reference/aws-cli-iam-user-credentials.txt`) for anyone without AWS CLI v2,
+plus `--token-code`, written with credd's safe writer and exactly the keys the
+daemon writes (`Credentials.as_file_keys`):
+
+- source profile: `--profile`, else `default`; its long-term keys come from
+  the credentials file (`AWS_SHARED_CREDENTIALS_FILE`, else
+  `~/.aws/credentials`);
+- MFA device: `--serial-number`, else the source's `mfa_serial` in the AWS
+  config or credentials file, else asked on a terminal ("MFA serial number
+  or ARN: "), else an error;
+- target: `--update-profile`, else asked on a terminal with
+  `session-<MFADeviceName>` offered in brackets, as mfa-login does; that
+  default when stdin is not a terminal. It is asked *before* the code (mfa-login
+  asks after it): a TOTP code lives 30 seconds;
+- duration: `--duration-seconds`, 900-129600, default 43200;
+- code: `--token-code`, else asked without echo on a terminal, else one line
+  of stdin (`ykman oath accounts code --single aws | credd login`);
+- region: `AWS_REGION` / `AWS_DEFAULT_REGION`, else the source's `region` in
+  the AWS config, else the partition's STS region (us-east-1).
+
+Exit 0 written; 1 AWS refused (wrong or used code, bad keys) or the file could
+not be written; 2 bad input. Nothing secret is ever printed: the key id only
+masked, never the secret, the token or the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import re
+import sys
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from credd import paths, protocol
+from credd.adapters.sts import Boto3Sts, StsClient
+from credd.credentials import format_utc, mask_key_id
+from credd.daemon import planner
+from credd.errors import BadInputError, CreddError
+from credd.files.lookup import AwsFiles
+from credd.files.writer import CredentialsWriter
+from credd.policy import (
+    DEFAULT_REGION,
+    SESSION_DEFAULT,
+    SESSION_MAX,
+    SESSION_MIN,
+    mfa_serial_problem,
+    section_name_problem,
+)
+from credd.timetext import format_relative
+
+EXIT_OK = 0
+
+_PARTITION_REGION = {"aws-cn": "cn-north-1", "aws-us-gov": "us-gov-west-1"}
+_PARTITION = re.compile(r"arn:(aws[-a-z]*):")
+
+
+def run_login(
+    args: argparse.Namespace,
+    *,
+    env: Mapping[str, str],
+    sts: StsClient | None = None,
+    stdin: TextIO = sys.stdin,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+    clock: Callable[[], datetime] | None = None,
+) -> int:
+    """Renew one MFA session into the credentials file; the exit status (module doc)."""
+    try:
+        return _Login(args, env=env, stdin=stdin, out=out).run(sts, clock or _now)
+    except CreddError as error:
+        err.write(f"credd: error: {' '.join(error.message.split())}\n")
+        return error.exit_status
+
+
+def device_name(serial: str) -> str:
+    """The device's name: the ARN's last path part (a hardware token's serial as it is)."""
+    return serial.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+
+
+def default_target(serial: str) -> str:
+    """The profile mfa-login writes by default: `session-<MFADeviceName>`."""
+    return f"session-{device_name(serial)}"
+
+
+def region_for(serial: str, source: str, aws: AwsFiles, env: Mapping[str, str]) -> str:
+    """`AWS_REGION`, `AWS_DEFAULT_REGION`, the source's config region, else the partition's."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        if env.get(name):
+            return env[name]
+    configured = aws.region_for(source)
+    if configured:
+        return configured
+    match = _PARTITION.match(serial)
+    return _PARTITION_REGION.get(match[1], DEFAULT_REGION) if match else DEFAULT_REGION
+
+
+def display_path(path: Path, env: Mapping[str, str]) -> str:
+    """`path` with the home directory written `~`, as people write it."""
+    home = env.get("HOME")
+    if home:
+        try:
+            return "~/" + str(path.relative_to(home))
+        except ValueError:
+            pass
+    return str(path)
+
+
+class _Login:
+    """One `credd login`: gather the answers, call STS, write the profile."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        *,
+        env: Mapping[str, str],
+        stdin: TextIO,
+        out: TextIO,
+    ) -> None:
+        self.args = args
+        self.env = env
+        self.stdin = stdin
+        self.out = out
+        self.tty = _isatty(stdin)
+
+    def run(self, sts: StsClient | None, now: Callable[[], datetime]) -> int:
+        source = self.args.profile or "default"
+        _check_profile_name(source, "--profile")
+        credentials_file = Path(paths.credentials_path(self.env))
+        writer = CredentialsWriter(credentials_file)
+        sections = writer.read()
+        keys = planner.long_term_credentials(sections.get(source))
+        where = display_path(credentials_file, self.env)
+        if keys is None:
+            raise BadInputError(
+                f"profile {source} has no aws_access_key_id and aws_secret_access_key in"
+                f" {where}; add them with `aws configure --profile {source}` or"
+                " `credctl import --csv FILE`"
+            )
+        if keys.session_token:
+            raise BadInputError(
+                f"profile {source} in {where} holds temporary credentials (a session token);"
+                " credd login starts from an IAM user's long-term keys"
+            )
+        duration = self._duration()
+        aws = AwsFiles.load(credentials_file, self.env)
+        serial = self._serial(source, aws)
+        target = self._target(serial, source, sections)
+        code = self._code()
+        region = region_for(serial, source, aws, self.env)
+
+        if sts is None:
+            sts = Boto3Sts()
+        creds = sts.get_session_token(
+            source=keys, region=region, serial=serial, code=code, duration=duration
+        )
+        writer.update({target: creds.as_file_keys()})
+        assert creds.expires_at is not None
+        left = format_relative((creds.expires_at - now()).total_seconds())
+        self.out.write(
+            f"wrote {target} (key {mask_key_id(creds.access_key_id)}) to {where};"
+            f" expires {format_utc(creds.expires_at)} (in {left})\n"
+            f"To use these credentials, specify --profile {target} when running AWS CLI"
+            " commands\n"
+        )
+        self.out.flush()
+        return EXIT_OK
+
+    def _duration(self) -> int:
+        duration: int | None = self.args.duration_seconds
+        if duration is None:
+            return SESSION_DEFAULT
+        if not SESSION_MIN <= duration <= SESSION_MAX:
+            raise BadInputError(
+                f"--duration-seconds {duration} is out of range: STS GetSessionToken takes"
+                f" {SESSION_MIN} to {SESSION_MAX} seconds (15 minutes to 36 hours)"
+            )
+        return duration
+
+    def _serial(self, source: str, aws: AwsFiles) -> str:
+        serial: str | None = self.args.serial_number or aws.mfa_serial_for(source)
+        if not serial and self.tty:
+            serial = self._ask("MFA serial number or ARN: ")
+        if not serial:
+            raise BadInputError(
+                f"no MFA device for profile {source}: pass --serial-number ARN, or set"
+                f" mfa_serial for it in {display_path(aws.config_path, self.env)}"
+            )
+        problem = mfa_serial_problem(serial)
+        if problem is not None:
+            raise BadInputError(f"MFA serial number: {problem}")
+        return serial
+
+    def _target(self, serial: str, source: str, sections: Mapping[str, Mapping[str, str]]) -> str:
+        target: str | None = self.args.update_profile
+        if not target:
+            default = default_target(serial)
+            target = default
+            if self.tty:
+                target = self._ask(f"Profile to update [{default}]: ") or default
+        _check_profile_name(target, "--update-profile")
+        if target == source:
+            raise BadInputError(
+                f"--update-profile {target} is the source profile: its long-term keys would be"
+                " replaced by the session; name another profile"
+            )
+        existing = sections.get(target) or {}
+        if existing.get("aws_access_key_id") and not (
+            existing.get("aws_session_token") or existing.get("aws_security_token")
+        ):
+            raise BadInputError(
+                f"profile {target} holds long-term keys (no session token); credd login will"
+                " not replace them: name another profile with --update-profile"
+            )
+        return target
+
+    def _code(self) -> str:
+        code: str | None = self.args.token_code
+        if code is None:
+            if self.tty:
+                code = getpass.getpass("MFA token code: ")
+            else:
+                code = self.stdin.readline()
+                if not code:
+                    raise BadInputError("no MFA code: pass --token-code, or give one line on stdin")
+        return protocol.validate_code(code.strip())
+
+    def _ask(self, prompt: str) -> str:
+        self.out.write(prompt)
+        self.out.flush()
+        line = self.stdin.readline()
+        if not line:
+            raise BadInputError("no answer (end of input)")
+        return line.strip()
+
+
+def _check_profile_name(name: str, option: str) -> None:
+    problem = section_name_problem(name)
+    if problem is not None:
+        raise BadInputError(f"{option}: not a usable profile name ({problem})")
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

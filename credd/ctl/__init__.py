@@ -1,0 +1,1 @@
+"""credctl: the control client. Standard library and credd's light modules only."""

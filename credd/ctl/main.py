@@ -1,0 +1,326 @@
+"""credctl: the control client. Standard library and credd's light modules only.
+
+It is judged by its start-up: `credctl token CODE` against the AWS CLI's whole run,
+`credctl status` against a bare `python3 -c pass` (issue 6, bench/). So it never
+imports boto3, botocore, apscheduler or yaml, and on its common paths not argparse,
+json, re, enum, socket, pathlib, datetime or typing either: each costs milliseconds
+of a ~25 ms start (tests/test_ctl.py checks `sys.modules`). Errors are one line on
+stderr, prefixed `credctl: error:`; exit statuses follow SPEC.md (0 ok, 1 AWS said
+no, 2 bad input, 3 credd not running).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from credd import paths, protocol
+from credd.ctl.client import Client
+from credd.errors import BadInputError, CreddError
+from credd.timetext import format_relative, utc_seconds
+
+# `typing` is for the type checker only: importing it costs credctl ~4 ms of a ~25 ms start
+# (bench/RESULTS.md #2). mypy treats any `TYPE_CHECKING` as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any, TextIO
+
+_COLOURS = {
+    "fresh": "32",
+    "refreshing": "36",
+    "awaiting-code": "33",
+    "expired": "31",
+    "error": "31;1",
+    "pending": "2",
+}
+
+# The commands `plain_args` parses: the options taking a value, the flags, and the
+# name, least and most count of the positional arguments (most None: any number).
+_PLAIN: dict[str, tuple[tuple[str, ...], tuple[str, ...], str | None, int, int | None]] = {
+    "token": (("--profile",), (), "code", 0, 1),
+    "status": ((), ("--json", "--short"), None, 0, 0),
+    "refresh": ((), (), "profiles", 0, None),
+    "reload": ((), (), None, 0, 0),
+    "prompt": ((), (), None, 0, 0),
+    "credential-process": ((), (), "profile", 1, 1),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `credctl` console script."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = plain_args(words)
+    if args is None:
+        from credd.ctl.grammar import parse
+
+        args = parse(words)
+    err = sys.stderr
+    try:
+        return _dispatch(args, sys.stdout)
+    except KeyboardInterrupt:
+        return 130 if args["command"] != "prompt" else 0
+    except CreddError as error:
+        if args["debug"]:
+            raise
+        err.write(f"credctl: error: {_one_line(error.message)}\n")
+        return error.exit_status
+
+
+def plain_args(words: list[str]) -> dict[str, Any] | None:
+    """The common command lines as credd.ctl.grammar would parse them; None for the rest.
+
+    Recognised: the global `--socket PATH` and `--debug`, then a command of `_PLAIN`
+    with its options as separate words. The rest (help, `--version`, `import`,
+    `--option=value`, abbreviations, `--`, any word starting with `-` that is not an
+    option here, wrong counts) is left to argparse, which also words the mistakes.
+    """
+    args: dict[str, Any] = {"socket": None, "debug": False}
+    rest = list(words)
+    while rest and rest[0] in ("--socket", "--debug"):
+        option = rest.pop(0)
+        if option == "--debug":
+            args["debug"] = True
+        elif rest and not rest[0].startswith("-"):
+            args["socket"] = rest.pop(0)
+        else:
+            return None
+    if not rest or rest[0] not in _PLAIN:
+        return None
+    command = rest.pop(0)
+    valued, flags, positional, least, most = _PLAIN[command]
+    args["command"] = command
+    args.update({option[2:]: None for option in valued})
+    args.update({flag[2:]: False for flag in flags})
+    found: list[str] = []
+    while rest:
+        word = rest.pop(0)
+        if word in valued and rest and not rest[0].startswith("-"):
+            args[word[2:]] = rest.pop(0)
+        elif word in flags:
+            args[word[2:]] = True
+        elif word.startswith("-"):
+            return None
+        else:
+            found.append(word)
+    if len(found) < least or (most is not None and len(found) > most):
+        return None
+    if positional is not None:
+        args[positional] = found if most is None else (found[0] if found else None)
+    return args
+
+
+def _dispatch(args: dict[str, Any], out: TextIO) -> int:
+    command: str = args["command"]
+    if command == "import":
+        return _import(out, args["csv"], args["file"])
+    client = Client(args["socket"] or paths.socket_path())
+    if command == "token":
+        return _token(client, out, args["code"], args["profile"])
+    if command == "status":
+        return _status(client, out, as_json=args["json"], short=args["short"])
+    if command == "refresh":
+        return _refresh(client, out, args["profiles"])
+    if command == "reload":
+        result = client.request("reload")
+        out.write(f"policy reloaded: {result['profiles']} profiles\n")
+        for warning in result.get("warnings", []):
+            out.write(f"warning: {warning}\n")
+        return 0
+    if command == "prompt":
+        return _prompt(client, out)
+    if command == "credential-process":
+        result = client.request("credential-process", profile=args["profile"])
+        out.write(protocol.encode(result).decode("ascii"))
+        return 0
+    raise BadInputError(f"unknown command {command}")
+
+
+def _read_code(code: str | None) -> str:
+    if code is None:
+        if sys.stdin.isatty():
+            import getpass  # only here: `credctl token CODE` must start fast
+
+            code = getpass.getpass("MFA code: ")
+        else:
+            code = sys.stdin.readline()
+        code = code.strip()
+    return protocol.validate_code(code)
+
+
+def _token(client: Client, out: TextIO, code: str | None, profile: str | None) -> int:
+    result = client.request("token", code=_read_code(code), profile=profile)
+    out.write(f"{result['profile']} renewed; {_expiry_phrase(result.get('expires_at'))}\n")
+    if result.get("waiting"):
+        out.write(f"still awaiting a code: {', '.join(result['waiting'])}\n")
+    return 0
+
+
+def _expiry_phrase(expires_at: str | None) -> str:
+    if not expires_at:
+        return "expiry unknown"
+    left = utc_seconds(expires_at) - time.time()
+    return f"{'expires' if left > 0 else 'expired'} {expires_at} ({_from_now(left)})"
+
+
+def _from_now(seconds: float) -> str:
+    """`in 3h12m` for a time ahead, `3h12m ago` for one past."""
+    return f"in {format_relative(seconds)}" if seconds > 0 else f"{format_relative(-seconds)} ago"
+
+
+def _status(client: Client, out: TextIO, *, as_json: bool, short: bool) -> int:
+    status = client.request("status")
+    if as_json:
+        import json  # for scripts, who need no fast start: indented, as people read it
+
+        out.write(json.dumps(status, indent=2) + "\n")
+        return 0
+    now = time.time()
+    if short:
+        out.write(short_status(status["profiles"], now) + "\n")
+        return 0
+    out.write(status_table(status["profiles"], now, colour=_use_colour(out)))
+    return 0
+
+
+def short_status(profiles: list[dict[str, Any]], now: float) -> str:
+    """One line for a shell prompt: the first profile's state and time left, plus what waits."""
+    if not profiles:
+        return "credd: no profiles"
+    parts = []
+    for profile in profiles:
+        if profile["state"] == "fresh" and profile.get("expires_at"):
+            left = format_relative(utc_seconds(profile["expires_at"]) - now)
+            parts.append(f"{profile['name']} {left}")
+        else:
+            parts.append(f"{profile['name']} {profile['state']}")
+    return " | ".join(parts)
+
+
+def status_table(profiles: list[dict[str, Any]], now: float, *, colour: bool) -> str:
+    """The aligned table `credctl status` prints for people (`now`: seconds since 1970)."""
+    headers = ["PROFILE", "KIND", "STATE", "EXPIRES", "NEXT REFRESH", "LAST ERROR"]
+    rows = []
+    for p in profiles:
+        expires = "-"
+        if p.get("expires_at"):
+            iso = p["expires_at"]
+            expires = f"{iso[:10]} {iso[11:16]}Z ({_from_now(utc_seconds(iso) - now)})"
+        refresh = "-"
+        if p.get("next_refresh_at"):
+            refresh = f"in {format_relative(utc_seconds(p['next_refresh_at']) - now)}"
+        rows.append(
+            [
+                p["name"],
+                p["kind"],
+                p["state"],
+                expires,
+                refresh,
+                _one_line(p.get("last_error") or "-"),
+            ]
+        )
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers) - 1)]
+    lines = []
+    for index, row in enumerate([headers, *rows]):
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
+        if colour and index > 0:
+            code = _COLOURS.get(row[2], "0")
+            cells[2] = f"\x1b[{code}m{cells[2]}\x1b[0m"
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _use_colour(out: TextIO) -> bool:
+    return out.isatty() and "NO_COLOR" not in os.environ
+
+
+def _refresh(client: Client, out: TextIO, profiles: list[str]) -> int:
+    result = client.request("refresh", profiles=profiles)
+    for name in result["renewed"]:
+        out.write(f"{name} renewed\n")
+    for name in result["awaiting_code"]:
+        out.write(f"{name} is awaiting a code: `credctl token CODE --profile {name}`\n")
+    for failed in result["failed"]:
+        out.write(f"{failed['profile']} not renewed ({failed['state']}): {failed['error']}\n")
+    if not (result["renewed"] or result["awaiting_code"] or result["failed"]):
+        out.write("nothing to renew\n")
+    return 1 if result["failed"] else 0
+
+
+def _prompt(client: Client, out: TextIO) -> int:
+    """Stay attached: ask for a code each time one is needed, until Ctrl-C."""
+    from select import select  # only here: the other commands must start fast
+
+    pending: dict[str, dict[str, Any]] = {}
+    asking: str | None = None
+    events = client.subscribe()
+    out.write("credctl prompt: waiting for credd to need a code (Ctrl-C to leave)\n")
+    out.flush()
+    stdin_open = True
+    while True:
+        if asking is None and pending:
+            asking = next(iter(pending))
+            event = pending[asking]
+            out.write(f"\n{event.get('message') or asking}\nMFA code for {asking}: ")
+            out.flush()
+        watched: list[Any] = [events.fileno()]
+        if stdin_open and asking is not None:
+            watched.append(sys.stdin)
+        # Events that came with the subscription's acknowledgement are handled at once.
+        ready, _, _ = select(watched, [], [], 0 if events.has_events else None)
+        if events.has_events or events.fileno() in ready:
+            for event in events.read():
+                kind = event.get("event")
+                name = event.get("profile")
+                if kind == "shutdown":
+                    out.write("\ncredd stopped\n")
+                    return 0
+                if kind == "code-needed" and isinstance(name, str):
+                    pending.setdefault(name, event)
+                elif kind == "code-resolved" and name in pending:
+                    pending.pop(name)
+                    if asking == name:
+                        out.write(f"\n{name} renewed ({_expiry_phrase(event.get('expires_at'))})\n")
+                        asking = None
+            if events.closed:
+                out.write("\ncredd closed the connection\n")
+                return 0
+        if sys.stdin in ready and asking is not None:
+            line = sys.stdin.readline()
+            if not line:
+                stdin_open = False
+                continue
+            asking = _answer(client, out, asking, line.strip(), pending)
+
+
+def _answer(
+    client: Client, out: TextIO, name: str, code: str, pending: dict[str, dict[str, Any]]
+) -> str | None:
+    """Feed one typed code; return the profile still being asked for, if any."""
+    try:
+        result = client.request("token", code=protocol.validate_code(code), profile=name)
+    except CreddError as error:
+        out.write(f"not accepted: {_one_line(error.message)}\nMFA code for {name}: ")
+        out.flush()
+        return name
+    pending.pop(name, None)
+    out.write(f"{name} renewed; {_expiry_phrase(result.get('expires_at'))}\n")
+    out.flush()
+    return None
+
+
+def _import(out: TextIO, csv_path: str, target: str | None) -> int:
+    from pathlib import Path
+
+    from credd.files.csvimport import import_csv
+    from credd.files.writer import CredentialsWriter
+
+    credentials = Path(target or paths.credentials_path())
+    names = import_csv(Path(csv_path), CredentialsWriter(credentials))
+    out.write(f"imported {len(names)} profile(s) into {credentials}: {', '.join(names)}\n")
+    return 0
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

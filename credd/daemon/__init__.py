@@ -1,0 +1,1 @@
+"""The daemon: profiles' renewals, custody of the credentials file, the control socket."""

@@ -1,0 +1,185 @@
+"""`credd run`: wires the daemon to its real adapters and runs the event loop until a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from credd import __version__
+from credd.adapters.clock import SystemClock
+from credd.adapters.scheduler import ApsScheduler
+from credd.adapters.servicemanager import LoopWatchdog, ServiceNotifier
+from credd.adapters.sts import Boto3Sts, quiet_aws_loggers
+from credd.daemon.codesources import CodeSources
+from credd.daemon.core import HEARTBEAT_SECONDS, Daemon
+from credd.daemon.server import ControlServer
+from credd.daemon.sockets import Listener, claim
+from credd.errors import CreddError, PolicyError
+from credd.files.writer import CredentialsWriter
+from credd.policy import Policy, load_policy
+
+log = logging.getLogger(__name__)
+
+# STS calls and file writes run here; chained roles renew in parallel up to this many at once.
+WORKER_THREADS = 8
+# launchd has no watchdog: a loop that misses this many heartbeats ends the process.
+LOOP_STALL_SECONDS = 4 * HEARTBEAT_SECONDS
+# A clean stop may wait this long for a write already begun; a write waits at most
+# WRITER_LOCK_TIMEOUT_SECONDS for another writer's lock, so it fits.
+STOP_TIMEOUT_SECONDS = 5.0
+WRITER_LOCK_TIMEOUT_SECONDS = 3.0
+
+
+def run(*, policy_path: Path, socket_path: Path, env: Mapping[str, str]) -> int:
+    """Run the daemon in the foreground; the exit status follows SPEC.md (2: invalid policy)."""
+    quiet_aws_loggers()
+    try:
+        policy = load_policy(policy_path, env)
+    except PolicyError as error:
+        sys.stderr.write(error.message + "\n")
+        return 2
+    for warning in policy.warnings:
+        log.warning("%s", warning)
+    try:
+        listener = claim(socket_path)
+    except CreddError as error:
+        sys.stderr.write(f"credd: error: {error.message}\n")
+        return error.exit_status
+    _sweep_temp_files(policy)
+    try:
+        status = asyncio.run(_serve(policy, policy_path, listener, env))
+    finally:
+        listener.close()
+    log.info("stopped")
+    logging.shutdown()
+    # A thread may still be inside an STS call that only its read timeout will end; the
+    # file is consistent (writes were drained), so do not wait for it at interpreter exit.
+    os._exit(status)
+
+
+def _sweep_temp_files(policy: Policy) -> None:
+    """Remove temp files that writes killed mid-way left beside the credentials file.
+
+    They hold session secrets; waiting for the next renewal to sweep them could take hours.
+    """
+    try:
+        CredentialsWriter(policy.credentials_file).sweep_stale_temp_files()
+    except CreddError as error:
+        log.warning("could not sweep old temp files: %s", error.message)
+
+
+async def _serve(
+    policy: Policy, policy_path: Path, listener: Listener, env: Mapping[str, str]
+) -> int:
+    loop = asyncio.get_running_loop()
+    notifier = ServiceNotifier(env)
+    executor = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="credd-worker")
+    code_sources = CodeSources()
+    daemon = Daemon(
+        policy=policy,
+        load_policy=lambda: load_policy(policy_path, env),
+        sts=Boto3Sts(read_timeout=float(env.get("CREDD_STS_READ_TIMEOUT", "15"))),
+        clock=SystemClock(),
+        scheduler=ApsScheduler(),
+        executor=executor,
+        writer_for=_writer,
+        notifier=notifier,
+        code_helper=code_sources,
+        socket_path=listener.path,
+        pid=os.getpid(),
+        version=__version__,
+    )
+    server = ControlServer(listener, daemon)
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    # The first plan is made before any request is served: clients wait in the listen
+    # backlog meanwhile, and a reload cannot race it.
+    daemon.start_scheduler()
+    await daemon.start()
+    await server.start()
+    reloads: set[asyncio.Task[None]] = set()
+    loop.add_signal_handler(
+        signal.SIGHUP, lambda: _track(reloads, loop.create_task(_reload(daemon)))
+    )
+    notifier.ready(daemon.status_text())
+    log.info(
+        "credd %s serving %d profiles on %s (policy %s)",
+        __version__,
+        len(policy.profiles),
+        listener.path,
+        policy_path,
+    )
+    watchdog = LoopWatchdog(LOOP_STALL_SECONDS)
+    watchdog.start()
+    tasks = [
+        loop.create_task(daemon.heartbeat(on_beat=watchdog.beat), name="heartbeat"),
+        loop.create_task(_systemd_watchdog(notifier), name="systemd-watchdog"),
+    ]
+    failures: list[BaseException] = []
+    for task in tasks:
+        # If one of these dies, the daemon no longer does its job: say why, and stop
+        # (exit 1: systemd and launchd start a fresh one).
+        task.add_done_callback(lambda t: _fatal(t, stop, failures))
+    await stop.wait()
+
+    log.info("stopping")
+    notifier.stopping()
+    watchdog.stop()
+    for task in tasks:
+        task.cancel()
+    server.stop_accepting()
+    try:
+        # Subscribers hear "shutdown" before their connections are closed.
+        await asyncio.wait_for(daemon.stop(), STOP_TIMEOUT_SECONDS)
+    except TimeoutError:
+        log.error("a credentials-file write did not finish in %ss", STOP_TIMEOUT_SECONDS)
+    await server.close()
+    await code_sources.close()
+    executor.shutdown(wait=False, cancel_futures=True)
+    return 1 if failures else 0
+
+
+def _writer(path: Path) -> CredentialsWriter:
+    # A lock held elsewhere gives up before a stop's budget runs out, so a stop never cuts
+    # a write off; the renewal it carried is retried.
+    return CredentialsWriter(path, lock_timeout=WRITER_LOCK_TIMEOUT_SECONDS)
+
+
+def _track(tasks: set[asyncio.Task[None]], task: asyncio.Task[None]) -> None:
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+def _fatal(task: asyncio.Task[None], stop: asyncio.Event, failures: list[BaseException]) -> None:
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        log.critical("internal task %s failed: %r; stopping", task.get_name(), error)
+        failures.append(error)
+        stop.set()
+
+
+async def _reload(daemon: Daemon) -> None:
+    # An invalid policy is logged by the daemon, and the old one stays in force.
+    with contextlib.suppress(CreddError):
+        await daemon.reload()
+
+
+async def _systemd_watchdog(notifier: ServiceNotifier) -> None:
+    """WATCHDOG=1 from the event loop itself, so a hung loop is caught."""
+    interval = notifier.watchdog_interval()
+    if interval is None:
+        return
+    while True:
+        notifier.watchdog()
+        await asyncio.sleep(interval)

@@ -1,0 +1,363 @@
+"""`credd init`: first-run questions on a real terminal (a pty) and on piped input.
+
+The policy it writes is one `credd check` accepts and that says what was
+answered; an existing policy is replaced only after a yes; end of input
+aborts with nothing written. HOME and the AWS files are sandboxed in tmp_path.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from support.daemon import CREDD
+
+from credd.commands.init import run_init
+from credd.policy import load_policy
+from credd.states import Kind
+
+SERIAL = "arn:aws:iam::123456789012:mfa/alice"
+ADMIN_ARN = "arn:aws:iam::123456789012:role/Admin"
+READONLY_ARN = "arn:aws:iam::123456789012:role/ReadOnly"
+CREDENTIALS_TEXT = """[default]
+aws_access_key_id = AKIAEXAMPLEDEFAULT01
+aws_secret_access_key = CANARYinitSecretDefault000000000000000000
+[ops]
+aws_access_key_id = AKIAEXAMPLEOPS000001
+aws_secret_access_key = CANARYinitSecretOps000000000000000000000
+[someone-elses-session]
+aws_access_key_id = ASIAEXAMPLE000000001
+aws_secret_access_key = x
+aws_session_token = y
+"""
+CONFIG_TEXT = f"[default]\nmfa_serial = {SERIAL}\nregion = eu-west-1\n"
+
+
+def sandbox(
+    tmp_path: Path, credentials: str = CREDENTIALS_TEXT, config: str = CONFIG_TEXT
+) -> dict[str, str]:
+    """A HOME with long-term keys and an AWS config naming the default's device."""
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    (home / ".aws" / "credentials").write_text(credentials)
+    (home / ".aws" / "config").write_text(config)
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(home / ".aws" / "credentials"),
+        "AWS_CONFIG_FILE": str(home / ".aws" / "config"),
+        "NO_COLOR": "1",
+    }
+
+
+def policy_file(env: dict[str, str]) -> Path:
+    """Where init writes the policy in this sandbox."""
+    return Path(env["XDG_CONFIG_HOME"]) / "credd" / "policy.yaml"
+
+
+def init(env: dict[str, str], *answers: str, platform: str = "linux") -> tuple[int, str]:
+    """`run_init` with these answers piped in, one per line; its status and output."""
+    out = io.StringIO()
+    stdin = io.StringIO("".join(f"{a}\n" for a in answers))
+    status = run_init(env=env, stdin=stdin, out=out, platform=platform, python=sys.executable)
+    return status, out.getvalue()
+
+
+# The answers to every question, defaults taken, no roles, no install.
+DEFAULTS = ("", "", "", "", "", "")
+
+
+class Terminal:
+    """A child process on a pty: wait for text, type lines."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            os.execve(argv[0], argv, env)
+        self.transcript = bytearray()  # not yet matched by an expect
+        self.shown = b""  # matched already
+
+    def expect(self, text: str, timeout: float = 20.0) -> None:
+        """Read until `text` has appeared since the last expect."""
+        wanted = text.encode()
+        deadline = time.monotonic() + timeout
+        while wanted not in self.transcript:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"never saw {text!r} in:\n{self.text()}")
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    raise AssertionError(f"EOF before {text!r} in:\n{self.text()}")
+                self.transcript += chunk
+        # Later expects look only at what comes after this match.
+        end = self.transcript.index(wanted) + len(wanted)
+        self.shown += bytes(self.transcript[:end])
+        del self.transcript[:end]
+
+    def send(self, line: str) -> None:
+        """Type a line and Enter."""
+        os.write(self.fd, line.encode() + b"\r")
+
+    def finish(self, timeout: float = 20.0) -> int:
+        """Read to EOF and return the exit status."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.fd], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                self.transcript += chunk
+        _, status = os.waitpid(self.pid, 0)
+        os.close(self.fd)
+        return os.waitstatus_to_exitcode(status)
+
+    def kill(self) -> None:
+        """End the child (a failed test must not leave it waiting for input)."""
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+    def text(self) -> str:
+        """Everything shown so far."""
+        return (self.shown + bytes(self.transcript)).decode(errors="replace")
+
+
+def test_answers_on_a_terminal_make_a_policy_that_credd_check_accepts(tmp_path: Path) -> None:
+    """On a pty, as mfa-login asks: the source profiles are listed, the config's device and
+    `session-<device>` are offered in brackets, a bad answer is asked again, two roles are
+    chained; the policy written says exactly that, `credd check` accepts it, and the
+    summary is shown. Directory 0700, file 0600, comments kept."""
+    env = sandbox(tmp_path)
+    term = Terminal([CREDD, "init"], env)
+    try:
+        term.expect("Profiles with long-term keys in ~/.aws/credentials: default, ops")
+        term.expect("Source profile [default]: ")
+        term.send("")
+        term.expect(f"MFA serial number or ARN [{SERIAL}]: ")
+        term.send("")
+        term.expect("Profile to update [session-alice]: ")
+        term.send("")
+        term.expect("Session duration [12h]: ")
+        term.send("forever")
+        term.expect("is not a duration")
+        term.expect("Session duration [12h]: ")
+        term.send("8h")
+        term.expect("Role ARN (Enter to finish): ")
+        term.send(ADMIN_ARN)
+        term.expect("Profile name for it [Admin]: ")
+        term.send("prod-admin")
+        term.expect("Role session duration [1h]: ")
+        term.send("30m")
+        term.expect("Role ARN (Enter to finish): ")
+        term.send(READONLY_ARN)
+        term.expect("Profile name for it [ReadOnly]: ")
+        term.send("")
+        term.expect("Role session duration [1h]: ")
+        term.send("")
+        term.expect("Role ARN (Enter to finish): ")
+        term.send("")
+        term.expect("user service now")
+        term.send("")
+        term.expect("3 profiles (in refresh order)")
+        status = term.finish()
+    except BaseException:
+        term.kill()
+        raise
+    assert status == 0, term.text()
+
+    path = policy_file(env)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    text = path.read_text()
+    assert "# An MFA session" in text
+    assert "# code_command: [ykman" in text
+    policy = load_policy(path, env)
+    assert not policy.problems
+    by_name = {p.name: p for p in policy.profiles}
+    assert list(by_name) == ["session-alice", "prod-admin", "ReadOnly"]
+    session = by_name["session-alice"]
+    assert session.kind is Kind.MFA_SESSION
+    assert (session.source_profile, session.mfa_serial, session.duration) == (
+        "default",
+        SERIAL,
+        8 * 3600,
+    )
+    assert session.region == "eu-west-1"  # from the config, not written in the policy
+    admin = by_name["prod-admin"]
+    assert (admin.kind, admin.source_profile, admin.role_arn, admin.duration) == (
+        Kind.ROLE,
+        "session-alice",
+        ADMIN_ARN,
+        1800,
+    )
+    assert by_name["ReadOnly"].role_arn == READONLY_ARN
+    assert by_name["ReadOnly"].duration == 3600
+
+    check = subprocess.run(
+        [CREDD, "check", "--policy", str(path)], env=env, capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stderr
+    assert "CANARY" not in term.text()
+
+
+def test_piped_answers_with_defaults_write_the_minimal_policy(tmp_path: Path) -> None:
+    """Every default taken from piped input: one MFA session, defaults as offered."""
+    env = sandbox(tmp_path)
+    status, out = init(env, *DEFAULTS)
+    assert status == 0, out
+    [session] = load_policy(policy_file(env), env).profiles
+    assert (session.name, session.source_profile, session.mfa_serial, session.duration) == (
+        "session-alice",
+        "default",
+        SERIAL,
+        43200,
+    )
+    assert "session-alice (mfa-session)" in out  # credd check's summary
+
+
+def test_wrong_answers_are_asked_again(tmp_path: Path) -> None:
+    """A source without long-term keys, a device that is not an MFA ARN, a target that holds
+    long-term keys, a role ARN that is not one, a name already used, a chained role over 1h:
+    each is explained and asked again."""
+    env = sandbox(tmp_path)
+    status, out = init(
+        env,
+        "someone-elses-session",  # a session, not long-term keys
+        "ops",
+        "arn:aws:iam::123:mfa/x",  # bad account
+        SERIAL,
+        "default",  # holds long-term keys
+        "work",
+        "1h",
+        "arn:aws:iam::123456789012:user/Admin",  # not a role
+        ADMIN_ARN,
+        "work",  # already used
+        "admin",
+        "2h",  # chained roles get at most 1h
+        "45m",
+        "",
+        "",
+    )
+    assert status == 0, out
+    for reason in (
+        "someone-elses-session has no long-term keys; one of: default, ops",
+        "is not an MFA device ARN",
+        "default holds long-term keys that credd would overwrite",
+        "not a role ARN",
+        "work is already used here",
+        "out of range for a role chained on a session",
+    ):
+        assert reason in out
+    profiles = {p.name: p for p in load_policy(policy_file(env), env).profiles}
+    assert profiles["work"].source_profile == "ops"
+    assert profiles["admin"].duration == 2700
+
+
+def test_names_that_need_quoting_stay_valid_yaml(tmp_path: Path) -> None:
+    """The hand-written YAML quotes every value: a profile called `we"ird: #1` reads back
+    as it was typed."""
+    env = sandbox(tmp_path)
+    status, out = init(env, "", "", 'we"ird: #1', "", "", "")
+    assert status == 0, out
+    document = yaml.safe_load(policy_file(env).read_text())
+    assert list(document["profiles"]) == ['we"ird: #1']
+
+
+def test_an_existing_policy_is_kept_without_a_yes(tmp_path: Path) -> None:
+    """An existing policy: Enter (the default, no) or `n` keeps it byte for byte and asks
+    nothing more; `y` replaces it."""
+    env = sandbox(tmp_path)
+    path = policy_file(env)
+    path.parent.mkdir(parents=True)
+    path.write_text("# mine\nversion: 1\n")
+    for answer in ("", "n", "no"):
+        status, out = init(env, answer, *DEFAULTS)
+        assert status == 1
+        assert "already exists" in out
+        assert "Source profile" not in out
+        assert path.read_text() == "# mine\nversion: 1\n"
+
+    status, out = init(env, "y", *DEFAULTS)
+    assert status == 0, out
+    assert "# mine" not in path.read_text()
+    assert load_policy(path, env).profiles[0].name == "session-alice"
+
+
+@pytest.mark.parametrize("answered", range(len(DEFAULTS)))
+def test_end_of_input_aborts_and_writes_nothing(tmp_path: Path, answered: int) -> None:
+    """Input that ends before the last answer (even the install question): exit 1, no
+    policy and no directory made, and it says so."""
+    env = sandbox(tmp_path)
+    status, out = init(env, *DEFAULTS[:answered])
+    assert status == 1
+    assert "nothing was written" in out
+    assert not policy_file(env).parent.exists()
+
+
+def test_end_of_input_keeps_an_existing_policy(tmp_path: Path) -> None:
+    """A yes to replacing, then end of input: the old policy is still there."""
+    env = sandbox(tmp_path)
+    path = policy_file(env)
+    path.parent.mkdir(parents=True)
+    path.write_text("version: 1\n")
+    status, _ = init(env, "y", "", "")
+    assert status == 1
+    assert path.read_text() == "version: 1\n"
+
+
+def test_a_yes_to_install_writes_the_systemd_unit(tmp_path: Path) -> None:
+    """On Linux, `y` to the last question runs `credd install systemd` into the sandbox."""
+    env = sandbox(tmp_path)
+    status, out = init(env, "", "", "", "", "", "y", platform="linux")
+    assert status == 0, out
+    unit = Path(env["XDG_CONFIG_HOME"]) / "systemd" / "user" / "credd.service"
+    assert unit.is_file()
+    assert sys.executable in unit.read_text()
+    assert "systemctl --user" in out
+
+
+def test_a_yes_to_install_on_macos_writes_the_launch_agent(tmp_path: Path) -> None:
+    """On macOS the question is about launchd, and a yes writes the LaunchAgent."""
+    env = sandbox(tmp_path)
+    status, out = init(env, "", "", "", "", "", "y", platform="darwin")
+    assert status == 0, out
+    assert "launchd user service" in out
+    plist = Path(env["HOME"]) / "Library" / "LaunchAgents" / "com.credd.agent.plist"
+    assert plist.is_file()
+
+
+def test_without_keys_the_policy_is_written_and_check_says_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    """No long-term keys anywhere yet: init says how to add them, writes the policy, and
+    `credd check`'s problem is shown (exit 2); the service is not installed."""
+    env = sandbox(tmp_path, credentials="", config="")
+    status, out = init(env, "", SERIAL, "", "", "", "y")
+    assert status == 2
+    assert "No profile with long-term keys" in out
+    assert "credctl import --csv" in out
+    assert policy_file(env).exists()
+    assert "cannot be renewed" in out
+    assert "Not installed" in out
+    assert not (Path(env["XDG_CONFIG_HOME"]) / "systemd" / "user" / "credd.service").exists()

@@ -1,0 +1,270 @@
+"""credctl: light imports, exit codes without a daemon, and its output for people."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from credd.ctl import grammar as ctlargs
+from credd.ctl import main as ctl
+
+CREDCTL = str(Path(sys.executable).with_name("credctl"))
+REPO = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC).timestamp()
+
+
+def test_credctl_starts_on_the_standard_library_alone() -> None:
+    """After importing credctl (and running its import path) no heavy library is loaded."""
+    probe = (
+        "import sys, credd.ctl.main, credd.ctl.client, credd.protocol;"
+        "import credd.files.csvimport, credd.files.writer;"
+        "heavy = [m for m in ('boto3', 'botocore', 'apscheduler', 'yaml', 'sdnotify')"
+        " if m in sys.modules]; print(','.join(heavy))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
+
+
+# What credctl's token and status must not load: each costs milliseconds of its start.
+SLOW_MODULES = (
+    "argparse",
+    "json",
+    "re",
+    "enum",
+    "socket",
+    "selectors",
+    "pathlib",
+    "datetime",
+    "typing",
+    "dataclasses",
+    "inspect",
+    "shutil",
+)
+
+CANNED = {
+    "status": {"profiles": []},  # filled in below, once PROFILES is defined
+    "token": {"profile": "session-x", "expires_at": "2026-11-26T11:12:00Z", "waiting": []},
+}
+
+
+@pytest.fixture
+def canned_daemon() -> Iterator[str]:
+    """A Unix socket answering `status` and `token` as credd does, one connection each."""
+    directory = tempfile.mkdtemp(prefix="cc-", dir="/tmp")
+    path = os.path.join(directory, "s.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen()
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                request = json.loads(conn.makefile("rb").readline())
+                reply = {"ok": True, "result": CANNED[request["op"]]}
+                conn.sendall(json.dumps(reply).encode() + b"\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield path
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+        os.unlink(path)
+        os.rmdir(directory)
+
+
+def test_token_and_status_load_no_slow_module(canned_daemon: str) -> None:
+    """The paths timed in bench/ (#1 token, #2 status) run on C modules and credd's own.
+
+    A real run in a fresh interpreter: request, reply decoded, table printed. It runs
+    without `site` (-S), with credd on PYTHONPATH: an editable install's import hook
+    would load `re` and `pathlib` before credctl has a chance to.
+    """
+    CANNED["status"] = {"profiles": PROFILES}
+    in_an_hour = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    CANNED["token"] = {**CANNED["token"], "expires_at": in_an_hour}
+    probe = (
+        "import sys; from credd.ctl import main as ctl;"
+        "codes = [ctl.main(a) for a in (['status'], ['status', '--short'], ['token', '123456'])];"
+        f"slow = [m for m in {SLOW_MODULES!r} if m in sys.modules];"
+        "print('RESULT', codes, ','.join(slow))"
+    )
+    env = {**os.environ, "CREDD_SOCKET": canned_daemon, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", probe], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "session-x" in done.stdout
+    assert f"session-x renewed; expires {in_an_hour} (in 59m)" in done.stdout
+    assert done.stdout.splitlines()[-1] == "RESULT [0, 0, 0] "
+
+
+PLAIN_LINES = [
+    ["token", "123456"],
+    ["token", "123456", "--profile", "admin"],
+    ["token", "--profile", "admin"],
+    ["--debug", "token"],
+    ["status"],
+    ["status", "--short"],
+    ["--socket", "/tmp/x.sock", "status", "--json"],
+    ["refresh"],
+    ["refresh", "a", "b"],
+    ["reload"],
+    ["prompt"],
+    ["credential-process", "admin"],
+]
+
+
+@pytest.mark.parametrize("words", PLAIN_LINES)
+def test_the_common_command_lines_skip_argparse(words: list[str]) -> None:
+    """Every form bench/ times, and the other everyday ones, parse without argparse."""
+    plain = ctl.plain_args(words)
+    assert plain is not None
+    assert plain == ctlargs.parse(words)
+
+
+COMMANDS = ("token", "status", "refresh", "reload", "prompt", "credential-process", "import")
+
+WORDS = st.sampled_from(
+    [
+        *COMMANDS,
+        "--profile",
+        "--json",
+        "--short",
+        "--socket",
+        "--debug",
+        "--csv",
+        "--file",
+        "--version",
+        "123456",
+        "admin",
+        "",
+        "a b",
+        "-x",
+        "-5",
+        "-",
+        "--",
+        "--prof",
+        "--profile=admin",
+        "-h",
+    ]
+)
+
+
+@given(st.lists(WORDS, max_size=6))
+def test_the_fast_parser_agrees_with_argparse(words: list[str]) -> None:
+    """Whatever `plain_args` accepts, argparse (credd/ctl/grammar.py) parses to the same values."""
+    plain = ctl.plain_args(words)
+    if plain is not None:
+        assert ctlargs.parse(words) == plain
+
+
+def test_every_daemon_command_exits_3_when_credd_is_not_running(tmp_path: Path) -> None:
+    """No daemon: exit 3 and one line saying where it looked and how to start credd."""
+    env = {**os.environ, "CREDD_SOCKET": str(tmp_path / "none.sock")}
+    for args in (
+        ["status"],
+        ["token", "123456"],
+        ["refresh"],
+        ["reload"],
+        ["prompt"],
+        ["credential-process", "x"],
+    ):
+        done = subprocess.run(
+            [CREDCTL, *args], env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL
+        )
+        assert done.returncode == 3, (args, done.stderr)
+        assert done.stderr.count("\n") == 1
+        assert done.stderr.startswith("credctl: error: credd is not running")
+        assert str(tmp_path / "none.sock") in done.stderr
+        assert "systemctl --user start credd" in done.stderr
+
+
+def test_a_malformed_code_is_refused_before_any_connection(tmp_path: Path) -> None:
+    """Bad input is exit 2 even with no daemon: it is checked first."""
+    env = {**os.environ, "CREDD_SOCKET": str(tmp_path / "none.sock")}
+    done = subprocess.run([CREDCTL, "token", "12a456"], env=env, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr == "credctl: error: a code is exactly 6 digits (0-9)\n"
+
+
+def test_version_and_help() -> None:
+    """--version names the version; --help lists the commands."""
+    done = subprocess.run([CREDCTL, "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("credctl 0.")
+    done = subprocess.run([CREDCTL, "--help"], capture_output=True, text=True)
+    for command in COMMANDS:
+        assert command in done.stdout
+
+
+PROFILES = [
+    {
+        "name": "session-x",
+        "kind": "mfa-session",
+        "state": "fresh",
+        "expires_at": "2026-11-26T11:12:00Z",
+        "next_refresh_at": "2026-11-26T10:57:00Z",
+        "last_error": None,
+    },
+    {
+        "name": "admin",
+        "kind": "role",
+        "state": "error",
+        "expires_at": None,
+        "next_refresh_at": None,
+        "last_error": "InvalidClientTokenId:\n the key is bad",
+    },
+]
+
+
+def test_the_status_table_is_aligned_with_relative_times() -> None:
+    """Columns line up; expiry shows absolute and relative time; errors stay on one line."""
+    table = ctl.status_table(PROFILES, NOW, colour=False)
+    lines = table.splitlines()
+    assert lines[0].split() == [
+        "PROFILE",
+        "KIND",
+        "STATE",
+        "EXPIRES",
+        "NEXT",
+        "REFRESH",
+        "LAST",
+        "ERROR",
+    ]
+    assert lines[1].index("fresh") == lines[2].index("error") == lines[0].index("STATE")
+    assert "2026-11-26 11:12Z (in 3h12m)" in lines[1]
+    assert "in 2h57m" in lines[1]
+    assert lines[2].endswith("InvalidClientTokenId: the key is bad")
+    assert "\x1b[" not in table
+
+
+def test_colour_only_when_asked() -> None:
+    """Colour is applied to the state when the caller says the terminal wants it."""
+    assert "\x1b[32m" in ctl.status_table(PROFILES, NOW, colour=True)
+
+
+def test_short_status_is_one_line_for_prompts() -> None:
+    """`status --short`: each profile's time left, or its state when not fresh."""
+    assert ctl.short_status(PROFILES, NOW) == "session-x 3h12m | admin error"

@@ -1,0 +1,24 @@
+"""`make demo` keeps working: it runs end to end and shows what the README promises."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DEMO = Path(__file__).resolve().parents[2] / "demo" / "demo.py"
+
+
+@pytest.mark.slow
+def test_the_demo_runs_end_to_end() -> None:
+    """Awaiting a code, a real TOTP code fed, every profile fresh, the AWS CLI on the role."""
+    done = subprocess.run([sys.executable, str(DEMO)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "awaiting-code" in out
+    assert "session-alice-phone renewed; expires" in out
+    assert '"Arn": "arn:aws:sts::123456789012:assumed-role/Admin/credd-prod-admin"' in out
+    assert "aws_secret_access_key = ****\n" in out
+    assert "credd stopped (exit 0)" in out
