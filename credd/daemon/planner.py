@@ -27,11 +27,10 @@ BACKOFF_CAP_SECONDS = 300.0
 MIN_LIFETIME_FRACTION = 0.5
 
 
-def refresh_at(credentials: Credentials, refresh_before: int, issued_at: datetime) -> datetime:
+def refresh_at(expires_at: datetime, refresh_before: int, issued_at: datetime) -> datetime:
     """When to renew: `refresh_before` ahead of expiry, but not in the first half of the life."""
-    assert credentials.expires_at is not None
-    planned = credentials.expires_at - timedelta(seconds=refresh_before)
-    floor = issued_at + (credentials.expires_at - issued_at) * MIN_LIFETIME_FRACTION
+    planned = expires_at - timedelta(seconds=refresh_before)
+    floor = issued_at + (expires_at - issued_at) * MIN_LIFETIME_FRACTION
     return max(planned, floor)
 
 

@@ -26,6 +26,11 @@ class WriteBatcher:
         self._runner: asyncio.Task[None] | None = None
         self.rewrites = 0  # how many times the file was rewritten (for benchmarks and tests)
 
+    @property
+    def runner(self) -> asyncio.Task[None] | None:
+        """The rewrite loop running now, if any (a reload waits for it before closing)."""
+        return self._runner if self._runner is not None and not self._runner.done() else None
+
     async def write(self, section: str, keys: dict[str, str | None], *, urgent: bool) -> None:
         """Queue `keys` for `section`; return once they are on disk (or raise the write's error)."""
         self._pending[section] = keys

@@ -321,16 +321,22 @@ async def test_credentials_on_disk_are_picked_up_and_planned() -> None:
     assert {c.profile_key for c in rig.sts.calls} == {"ASIAONDISK"}
 
 
-async def test_a_failed_write_puts_the_profile_in_error_and_is_written_again(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_a_failed_write_puts_the_profile_in_error_and_is_written_again() -> None:
     """A write that fails (disk full) leaves the profile in `error` with the reason; the
-    credentials stay in memory and are written once the file can be written again."""
-    monkeypatch.setattr(planner, "BACKOFF_BASE_SECONDS", 0.0)
+    credentials stay in memory and are written again by a timer of the scheduler's (on the
+    injected clock, like every other wait) once the file can be written."""
     rig = make_rig(ROLE_ON_KEYS)
     rig.writer.fail = [FileWriteError("/x/credentials: No space left on device")]
     await rig.daemon.start()
     await settle()
+    assert state(rig, "ops") is State.ERROR
+    entry = rig.daemon.entry("ops")
+    assert entry is not None and "No space left" in (entry.last_error or "")
+    assert rig.daemon.credential_process("ops")["Version"] == 1, "held in memory meanwhile"
+    retry = rig.scheduler.when("ops")
+    assert retry == START + timedelta(seconds=5), "the first backoff step, jitter at its ceiling"
+    rig.clock.advance(5)
+    await rig.scheduler.run_due()
     assert "ops" in rig.writer.sections
     assert state(rig, "ops") is State.FRESH
     assert rig.daemon.credential_process("ops")["Version"] == 1
@@ -487,7 +493,7 @@ async def test_a_write_is_followed_by_a_look_for_late_writes(
 ) -> None:
     """A moment after each write the writer is asked to carry over what another program
     wrote into the file the write replaced (and to let that file go)."""
-    monkeypatch.setattr("credd.daemon.core.CARRY_OVER_SECONDS", 0.0)
+    monkeypatch.setattr("credd.daemon.custody.CARRY_OVER_SECONDS", 0.0)
     writer = MemoryWriter()
     rig = make_rig(ROLE_ON_KEYS, writer)
     assert writer.carry_overs == 0
@@ -506,4 +512,5 @@ async def test_moving_to_another_credentials_file_lets_the_old_writer_go() -> No
     )
     assert not rig.writer.closed
     await rig.daemon.reload()
+    await settle()
     assert rig.writer.closed

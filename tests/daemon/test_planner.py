@@ -17,14 +17,18 @@ def creds(hours: float) -> Credentials:
     return Credentials("ASIAX", "s", "t", NOW + timedelta(hours=hours))
 
 
+def expiry(hours: float) -> datetime:
+    return NOW + timedelta(hours=hours)
+
+
 def test_refresh_is_refresh_before_ahead_of_expiry() -> None:
     """The normal case: expiry minus the lead."""
-    assert planner.refresh_at(creds(12), 900, NOW) == NOW + timedelta(hours=12, minutes=-15)
+    assert planner.refresh_at(expiry(12), 900, NOW) == NOW + timedelta(hours=12, minutes=-15)
 
 
 def test_a_lead_longer_than_half_the_life_cannot_make_a_renewal_loop() -> None:
     """Duration 20m, lead 15m: renewed at the half-life (10m), not 5m after issue."""
-    assert planner.refresh_at(creds(1 / 3), 900, NOW) == NOW + timedelta(minutes=10)
+    assert planner.refresh_at(expiry(1 / 3), 900, NOW) == NOW + timedelta(minutes=10)
 
 
 @pytest.mark.parametrize(

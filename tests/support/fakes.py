@@ -295,11 +295,18 @@ class RecordingNotifier:
         self.notes.append(f"READY=1 {status}")
 
 
-def make_rig(policy_text: str, writer: MemoryWriter | None = None) -> Rig:
+def make_rig(
+    policy_text: str,
+    writer: MemoryWriter | None = None,
+    *,
+    executor: Executor | None = None,
+    sts: MemorySts | None = None,
+    clock: FakeClock | None = None,
+) -> Rig:
     """A daemon on fakes, not yet started (call `await rig.daemon.start()`)."""
-    clock = FakeClock()
+    clock = clock or FakeClock()
     scheduler = FakeScheduler(clock)
-    sts = MemorySts(clock)
+    sts = sts or MemorySts(clock)
     writer = writer or MemoryWriter()
     notes: list[str] = []
     policy = make_policy(policy_text, {"default": LONG_TERM})
@@ -309,7 +316,7 @@ def make_rig(policy_text: str, writer: MemoryWriter | None = None) -> Rig:
         sts=sts,
         clock=clock,
         scheduler=scheduler,
-        executor=InlineExecutor(),
+        executor=executor or InlineExecutor(),
         writer_for=lambda _path: writer,
         notifier=RecordingNotifier(notes),
         write_delay=0,
