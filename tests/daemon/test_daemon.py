@@ -12,7 +12,6 @@ from datetime import timedelta
 import pytest
 from support.fakes import START, MemoryWriter, Rig, make_policy, make_rig, settle
 
-from credd.daemon import planner
 from credd.errors import (
     BadInputError,
     CodeRejectedError,
