@@ -25,8 +25,10 @@ ROLE = "arn:aws:iam::210987654321:role/Admin"
 KEY_ID = "AKIACANARYKEYID91234"
 SECRET = "CanarySecretKeyDoNotLeakCanarySecretKey0"
 CODE = "918273"
+# A role's ExternalId is a shared secret of sorts (the policy never quotes it back either).
+EXTERNAL_ID = "CanaryExternalId-5b7e2c91"
 SOURCE = Credentials(KEY_ID, SECRET)
-CANARIES = (SECRET, CODE, KEY_ID)
+CANARIES = (SECRET, CODE, KEY_ID, EXTERNAL_ID)
 
 
 @pytest.fixture
@@ -251,6 +253,35 @@ def test_fault_maps_to_error(
     assert_clean(info.value)
 
 
+def test_aws_quoting_the_external_id_back_is_scrubbed(fake: FakeSts, sts: Boto3Sts) -> None:
+    """A ValidationError quotes the value AWS refuses ("Value '...' at 'externalId'"):
+    the error keeps AWS's text with the ExternalId sent masked, as the code would be."""
+    fake.fail_next("AssumeRole", "validation_error")
+    with pytest.raises(
+        StsError, match=r"ValidationError: .*Value '\*\*\*\*' at 'externalId'"
+    ) as info:
+        sts.assume_role(
+            source=SOURCE,
+            region=REGION,
+            role_arn=ROLE,
+            session_name="credd",
+            duration=900,
+            external_id=EXTERNAL_ID,
+            serial=SERIAL,
+            code=CODE,
+        )
+    assert fake.calls[0].external_id == EXTERNAL_ID
+    assert_clean(info.value)
+
+
+def test_aws_quoting_the_code_back_is_scrubbed(fake: FakeSts, sts: Boto3Sts) -> None:
+    """The same answer quoting the TokenCode: masked too."""
+    fake.fail_next("GetSessionToken", "validation_error")
+    with pytest.raises(StsError, match=r"Value '\*\*\*\*' at 'tokenCode'") as info:
+        session_token(sts)
+    assert_clean(info.value)
+
+
 def test_access_denied_without_a_code_is_sts_error(fake: FakeSts, sts: Boto3Sts) -> None:
     """AccessDenied on a call that sent no code is about permissions, not a code."""
     fake.fail_next("AssumeRole", "access_denied")
@@ -375,14 +406,24 @@ def _logged_text(caplog: pytest.LogCaptureFixture) -> str:
 def test_debug_root_logger_logs_no_secret_or_code(
     fake: FakeSts, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """With the root logger at DEBUG and the AWS loggers quieted, a GetSessionToken
-    logs neither the source secret, the code, nor the new secret and token."""
+    """With the root logger at DEBUG and the AWS loggers quieted, a GetSessionToken and
+    an AssumeRole log neither the source secret, the code, the ExternalId, nor the new
+    secrets and token."""
     caplog.set_level(logging.DEBUG)
     quiet_aws_loggers()
     sts = Boto3Sts()
     creds = session_token(sts)
+    role = sts.assume_role(
+        source=SOURCE,
+        region=REGION,
+        role_arn=ROLE,
+        session_name="credd",
+        duration=900,
+        external_id=EXTERNAL_ID,
+    )
     text = _logged_text(caplog)
-    for canary in (SECRET, CODE, creds.secret_access_key, str(creds.session_token)):
+    issued = (creds.secret_access_key, str(creds.session_token), role.secret_access_key)
+    for canary in (SECRET, CODE, EXTERNAL_ID, *issued):
         assert canary not in text
 
 
