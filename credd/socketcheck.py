@@ -1,8 +1,9 @@
 """Whom each end of the control socket trusts: its own uid, in a directory only it can change.
 
-Standard library C modules only (`_socket`, `os`): `credctl` checks both before it sends
-anything, a code above all, and `socket` or `struct` would cost its start (bench/RESULTS.md
-#2). The daemon uses the same checks on its side (credd/daemon/sockets.py, server.py).
+Standard library only, and only what `credctl` loads anyway (`_socket`; `os`, `stat`,
+`sys`): it checks both before it sends anything, a code above all, and `socket` or
+`struct` would cost its start (bench/RESULTS.md #2). The daemon uses the same checks on
+its side (credd/daemon/sockets.py, server.py).
 """
 
 from __future__ import annotations

@@ -76,6 +76,20 @@ def session_token(sts: Boto3Sts, *, code: str = CODE, duration: int = 3600) -> C
     )
 
 
+def role_with_mfa(sts: Boto3Sts, *, code: str = CODE, **extra: Any) -> Credentials:
+    """AssumeRole of ROLE from the long-term SOURCE keys with SERIAL and a code."""
+    return sts.assume_role(
+        source=SOURCE,
+        region=REGION,
+        role_arn=ROLE,
+        session_name="credd",
+        duration=3600,
+        serial=SERIAL,
+        code=code,
+        **extra,
+    )
+
+
 # -- against moto -----------------------------------------------------------
 
 
@@ -194,15 +208,7 @@ def test_assume_role_with_mfa_rejected_code(fake: FakeSts, sts: Boto3Sts) -> Non
     """AssumeRole from long-term keys with a refused code is CodeRejectedError too."""
     fake.fail_next("AssumeRole", "reject_code")
     with pytest.raises(CodeRejectedError, match="MultiFactorAuthentication") as info:
-        sts.assume_role(
-            source=SOURCE,
-            region=REGION,
-            role_arn=ROLE,
-            session_name="credd",
-            duration=3600,
-            serial=SERIAL,
-            code=CODE,
-        )
+        role_with_mfa(sts)
     assert_clean(info.value)
     assert fake.calls[0].code == CODE
 
@@ -236,6 +242,12 @@ def test_assume_role_with_mfa_rejected_code(fake: FakeSts, sts: Boto3Sts) -> Non
             ["AccessDenied", "not authorized to perform"],
             id="access_denied",
         ),
+        pytest.param(
+            "validation_error",
+            StsError,
+            ["ValidationError", "Value '****' at 'tokenCode'"],
+            id="validation_error",
+        ),
         pytest.param(hang(30), StsTransientError, ["ReadTimeoutError"], id="hang"),
     ],
 )
@@ -260,25 +272,8 @@ def test_aws_quoting_the_external_id_back_is_scrubbed(fake: FakeSts, sts: Boto3S
     with pytest.raises(
         StsError, match=r"ValidationError: .*Value '\*\*\*\*' at 'externalId'"
     ) as info:
-        sts.assume_role(
-            source=SOURCE,
-            region=REGION,
-            role_arn=ROLE,
-            session_name="credd",
-            duration=900,
-            external_id=EXTERNAL_ID,
-            serial=SERIAL,
-            code=CODE,
-        )
+        role_with_mfa(sts, external_id=EXTERNAL_ID)
     assert fake.calls[0].external_id == EXTERNAL_ID
-    assert_clean(info.value)
-
-
-def test_aws_quoting_the_code_back_is_scrubbed(fake: FakeSts, sts: Boto3Sts) -> None:
-    """The same answer quoting the TokenCode: masked too."""
-    fake.fail_next("GetSessionToken", "validation_error")
-    with pytest.raises(StsError, match=r"Value '\*\*\*\*' at 'tokenCode'") as info:
-        session_token(sts)
     assert_clean(info.value)
 
 
@@ -413,17 +408,11 @@ def test_debug_root_logger_logs_no_secret_or_code(
     quiet_aws_loggers()
     sts = Boto3Sts()
     creds = session_token(sts)
-    role = sts.assume_role(
-        source=SOURCE,
-        region=REGION,
-        role_arn=ROLE,
-        session_name="credd",
-        duration=900,
-        external_id=EXTERNAL_ID,
-    )
+    role_code = "246802"  # a code is used once: not CODE again
+    role = role_with_mfa(sts, code=role_code, external_id=EXTERNAL_ID)
     text = _logged_text(caplog)
     issued = (creds.secret_access_key, str(creds.session_token), role.secret_access_key)
-    for canary in (SECRET, CODE, EXTERNAL_ID, *issued):
+    for canary in (SECRET, CODE, role_code, EXTERNAL_ID, *issued):
         assert canary not in text
 
 
