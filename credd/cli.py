@@ -1,7 +1,7 @@
 """`credd`: the daemon and its admin commands. Only this entry point configures logging.
 
 User-facing failures are handled here alone: one line (or the policy's list of
-problems) on stderr and an exit status from SPEC.md.
+problems) on stderr and an exit status from SPEC.md, as credd/errors.py maps them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from credd import __version__, paths
-from credd.errors import CreddError
+from credd.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, CreddError
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -100,5 +100,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"credd: error: {error.message}\n")
         return error.exit_status
     except KeyboardInterrupt:
-        return 130
-    return 2
+        return EXIT_INTERRUPTED
+    return EXIT_BAD_INPUT  # argparse admits no other command

@@ -36,20 +36,27 @@ FAULT_NAMES: dict[int, str] = {
     code: name for name, code in vars(Fault).items() if name.isupper() and isinstance(code, int)
 }
 
-# credctl's exit status for each fault (SPEC.md: 1 AWS said no, 2 bad input).
+# The exit statuses of `credd` and `credctl` (SPEC.md).
+EXIT_OK = 0
+EXIT_FAILED = 1  # AWS said no, or something failed
+EXIT_BAD_INPUT = 2
+EXIT_NO_DAEMON = 3  # no credd answers, or none that credctl can trust
+EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
+
+# credctl's exit status for each fault the daemon answers with (docs/protocol.md).
 EXIT_FOR_FAULT: dict[int, int] = {
-    Fault.BAD_REQUEST: 2,
-    Fault.UNKNOWN_OP: 2,
-    Fault.REQUEST_TOO_LARGE: 2,
-    Fault.BAD_CODE: 2,
-    Fault.UNKNOWN_PROFILE: 2,
-    Fault.NOT_AN_MFA_PROFILE: 2,
-    Fault.NOTHING_TO_RENEW: 1,
-    Fault.CODE_REJECTED: 1,
-    Fault.STS_FAILED: 1,
-    Fault.NO_CREDENTIALS: 1,
-    Fault.POLICY_INVALID: 2,
-    Fault.INTERNAL: 1,
+    Fault.BAD_REQUEST: EXIT_BAD_INPUT,
+    Fault.UNKNOWN_OP: EXIT_BAD_INPUT,
+    Fault.REQUEST_TOO_LARGE: EXIT_BAD_INPUT,
+    Fault.BAD_CODE: EXIT_BAD_INPUT,
+    Fault.UNKNOWN_PROFILE: EXIT_BAD_INPUT,
+    Fault.NOT_AN_MFA_PROFILE: EXIT_BAD_INPUT,
+    Fault.NOTHING_TO_RENEW: EXIT_FAILED,
+    Fault.CODE_REJECTED: EXIT_FAILED,
+    Fault.STS_FAILED: EXIT_FAILED,
+    Fault.NO_CREDENTIALS: EXIT_FAILED,
+    Fault.POLICY_INVALID: EXIT_BAD_INPUT,
+    Fault.INTERNAL: EXIT_FAILED,
 }
 
 
@@ -57,11 +64,10 @@ class CreddError(Exception):
     """Base of every failure credd reports to a person.
 
     `fault` is the code sent over the socket; `exit_status` what a command
-    exits with when this error ends it.
+    exits with when this error ends it (from `EXIT_FOR_ERROR`, never set by a class).
     """
 
     fault: int = Fault.INTERNAL
-    exit_status: int = 1
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -70,12 +76,16 @@ class CreddError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    @property
+    def exit_status(self) -> int:
+        """What `credd` or `credctl` exits with when this error ends the command."""
+        return _exit_status(self)
+
 
 class BadInputError(CreddError):
     """A person or client gave something malformed (a code, a name, a request)."""
 
     fault = Fault.BAD_REQUEST
-    exit_status = 2
 
     def __init__(self, message: str, *, fault: int = Fault.BAD_REQUEST) -> None:
         super().__init__(message)
@@ -86,7 +96,6 @@ class PolicyError(CreddError):
     """The policy is invalid. Holds every problem found, not only the first."""
 
     fault = Fault.POLICY_INVALID
-    exit_status = 2
 
     def __init__(self, path: str, problems: list[str]) -> None:
         self.path = path
@@ -99,8 +108,6 @@ class PolicyError(CreddError):
 class CredentialsFileError(CreddError):
     """The credentials file cannot be parsed, so it is never rewritten."""
 
-    exit_status = 2
-
     def __init__(self, path: str, line: int | None, reason: str) -> None:
         self.path = path
         self.line = line
@@ -112,38 +119,80 @@ class CredentialsFileError(CreddError):
 class FileWriteError(CreddError):
     """Writing a file failed (disk full, read-only, permissions); the original is untouched."""
 
-    exit_status = 1
-
 
 class CodeRejectedError(CreddError):
     """AWS refused the MFA code (wrong, reused or expired). Never resent."""
 
     fault = Fault.CODE_REJECTED
-    exit_status = 1
 
 
 class StsError(CreddError):
     """STS refused the request for a reason a retry will not fix (bad keys, no such role)."""
 
     fault = Fault.STS_FAILED
-    exit_status = 1
 
 
 class StsTransientError(CreddError):
     """STS could not be reached, timed out, throttled or failed (5xx): worth retrying."""
 
     fault = Fault.STS_FAILED
-    exit_status = 1
 
 
 class NoCredentialsError(CreddError):
     """No valid credentials are held for a profile (credential-process)."""
 
     fault = Fault.NO_CREDENTIALS
-    exit_status = 1
 
 
 class DaemonUnreachableError(CreddError):
     """No credd answers on the control socket."""
 
-    exit_status = 3
+
+class UntrustedDaemonError(DaemonUnreachableError):
+    """The socket's directory or the process listening is not the user's own: nothing is sent.
+
+    Under the `$TMPDIR`/`/tmp` fallback another user can make the directory first
+    and listen there, to be handed a code or to hand out credentials of their own.
+    """
+
+
+class RemoteError(CreddError):
+    """The daemon answered with an error; its fault decides credctl's exit status."""
+
+    def __init__(self, fault: int, message: str) -> None:
+        super().__init__(message)
+        self.fault = fault
+
+
+class SocketPathError(CreddError):
+    """The daemon's socket path or its directory cannot be used safely."""
+
+
+class AlreadyRunningError(CreddError):
+    """Another credd holds the socket."""
+
+
+# The one place that maps errors to exit statuses, for `credd` and `credctl` alike. An
+# answer of the daemon's (RemoteError) exits by its fault; any other error by its class,
+# the nearest listed among the class and its bases. Classes do not set their own.
+EXIT_FOR_ERROR: dict[type, int] = {
+    CreddError: EXIT_FAILED,
+    BadInputError: EXIT_BAD_INPUT,
+    PolicyError: EXIT_BAD_INPUT,
+    CredentialsFileError: EXIT_BAD_INPUT,
+    FileWriteError: EXIT_FAILED,
+    CodeRejectedError: EXIT_FAILED,
+    StsError: EXIT_FAILED,
+    StsTransientError: EXIT_FAILED,
+    NoCredentialsError: EXIT_FAILED,
+    DaemonUnreachableError: EXIT_NO_DAEMON,
+    UntrustedDaemonError: EXIT_NO_DAEMON,
+    SocketPathError: EXIT_BAD_INPUT,
+    AlreadyRunningError: EXIT_FAILED,
+}
+
+
+def _exit_status(error: CreddError) -> int:
+    if isinstance(error, RemoteError):
+        return EXIT_FOR_FAULT.get(error.fault, EXIT_FAILED)
+    return next(EXIT_FOR_ERROR[cls] for cls in type(error).__mro__ if cls in EXIT_FOR_ERROR)

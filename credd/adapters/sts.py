@@ -215,7 +215,10 @@ class Boto3Sts:
         code: str | None,
         where: str,
     ) -> Credentials:
-        secrets = [s for s in (source.secret_access_key, source.session_token, code) if s]
+        # Every value sent that is not for all to see: AWS's error text may quote it back
+        # (a ValidationError does: "Value '...' at 'externalId' failed to satisfy ...").
+        sent = (source.secret_access_key, source.session_token, code, params.get("ExternalId"))
+        secrets = [s for s in sent if s]
         error: CreddError
         try:
             client = self._client(source, region)

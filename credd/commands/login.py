@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import re
 import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -44,8 +43,8 @@ from credd.daemon import planner
 from credd.errors import BadInputError, CreddError
 from credd.files.lookup import AwsFiles
 from credd.files.writer import CredentialsWriter
+from credd.partitions import default_region
 from credd.policy import (
-    DEFAULT_REGION,
     SESSION_DEFAULT,
     SESSION_MAX,
     SESSION_MIN,
@@ -55,9 +54,6 @@ from credd.policy import (
 from credd.timetext import format_relative
 
 EXIT_OK = 0
-
-_PARTITION_REGION = {"aws-cn": "cn-north-1", "aws-us-gov": "us-gov-west-1"}
-_PARTITION = re.compile(r"arn:(aws[-a-z]*):")
 
 
 def run_login(
@@ -96,8 +92,7 @@ def region_for(serial: str, source: str, aws: AwsFiles, env: Mapping[str, str]) 
     configured = aws.region_for(source)
     if configured:
         return configured
-    match = _PARTITION.match(serial)
-    return _PARTITION_REGION.get(match[1], DEFAULT_REGION) if match else DEFAULT_REGION
+    return default_region(serial)
 
 
 def display_path(path: Path, env: Mapping[str, str]) -> str:

@@ -3,14 +3,28 @@
 It uses `_socket`, the C module under `socket`, because `socket` itself imports
 `enum` and `selectors`: +12 ms against +0.3 ms on credctl's ~25 ms start
 (bench/RESULTS.md #2). Only connect, send, receive and close are needed here.
+
+It trusts only a daemon of its own uid (SPEC.md "Files and locations"): before it sends
+a byte it checks the socket's directory (not a symlink, its own, not writable by group
+or others) and the uid of the process listening, and refuses with UntrustedDaemonError
+(exit 3). Under the `$TMPDIR`/`/tmp` fallback another user can make the directory first.
 """
 
 from __future__ import annotations
 
 import _socket
+import os
 
 from credd import protocol
-from credd.errors import EXIT_FOR_FAULT, CreddError, DaemonUnreachableError, Fault
+from credd.errors import (
+    FAULT_NAMES,
+    CreddError,
+    DaemonUnreachableError,
+    Fault,
+    RemoteError,
+    UntrustedDaemonError,
+)
+from credd.socketcheck import directory_problem, peer_uid
 
 # `typing` is for the type checker only: importing it costs credctl ~4 ms of a ~50 ms start
 # (bench/RESULTS.md #2). mypy treats any `TYPE_CHECKING` as true.
@@ -22,15 +36,6 @@ if TYPE_CHECKING:
 REQUEST_TIMEOUT_SECONDS = 60.0
 
 
-class RemoteError(CreddError):
-    """The daemon answered with an error; its fault decides credctl's exit status."""
-
-    def __init__(self, fault: int, message: str) -> None:
-        super().__init__(message)
-        self.fault = fault
-        self.exit_status = EXIT_FOR_FAULT.get(fault, 1)
-
-
 class Client:
     """Talks to a running credd over its Unix socket, one connection per request."""
 
@@ -39,22 +44,62 @@ class Client:
         self._timeout = timeout
 
     def _connect(self) -> _socket.socket:
+        """A connection to a daemon of our own uid, checked before anything is sent on it."""
+        self._check_directory()
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         sock.settimeout(self._timeout)
         try:
             sock.connect(self.path)
         except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
             sock.close()
-            raise DaemonUnreachableError(
-                f"credd is not running (no daemon answers at {self.path}); start it with "
-                "`systemctl --user start credd`, or `credd run` in a terminal"
-            ) from None
+            raise self._not_running() from None
         except OSError as error:
             sock.close()
             raise DaemonUnreachableError(
                 f"cannot reach credd at {self.path}: {error.strerror or error}"
             ) from None
+        try:
+            self._check_peer(sock)
+        except UntrustedDaemonError:
+            sock.close()
+            raise
         return sock
+
+    def _not_running(self) -> DaemonUnreachableError:
+        return DaemonUnreachableError(
+            f"credd is not running (no daemon answers at {self.path}); start it with "
+            "`systemctl --user start credd`, or `credd run` in a terminal"
+        )
+
+    def _check_directory(self) -> None:
+        directory = os.path.dirname(self.path) or "."
+        try:
+            info = os.lstat(directory)
+        except (FileNotFoundError, NotADirectoryError):
+            raise self._not_running() from None
+        except OSError as error:
+            raise DaemonUnreachableError(
+                f"cannot reach credd at {self.path}: {directory}: {error.strerror or error}"
+            ) from None
+        problem = directory_problem(directory, info, os.getuid())
+        if problem is not None:
+            raise UntrustedDaemonError(f"not sending anything to {self.path}: {problem}")
+
+    def _check_peer(self, sock: _socket.socket) -> None:
+        try:
+            uid = peer_uid(sock)
+        except OSError as error:
+            raise UntrustedDaemonError(
+                f"not sending anything to {self.path}: cannot tell who listens there"
+                f" ({error.strerror or error}); restart credd, or use a socket of your own"
+                " (--socket or CREDD_SOCKET)"
+            ) from None
+        if uid != os.getuid():
+            raise UntrustedDaemonError(
+                f"not sending anything to {self.path}: the process listening there runs as"
+                f" uid {uid}, not as you (uid {os.getuid()}), so it is not your credd; stop"
+                " it, or start credd on a socket of your own (--socket or CREDD_SOCKET)"
+            )
 
     def request(self, op: str, **fields: Any) -> Any:
         """Send one request and return its result, or raise RemoteError."""
@@ -153,5 +198,5 @@ def _result(reply: dict[str, Any]) -> Any:
         return reply.get("result")
     error = reply.get("error") or {}
     code = error.get("code")
-    fault = code if isinstance(code, int) and code in EXIT_FOR_FAULT else Fault.INTERNAL
+    fault = code if isinstance(code, int) and code in FAULT_NAMES else Fault.INTERNAL
     raise RemoteError(fault, str(error.get("message", "credd reported an error")))

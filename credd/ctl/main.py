@@ -4,9 +4,9 @@ It is judged by its start-up: `credctl token CODE` against the AWS CLI's whole r
 `credctl status` against a bare `python3 -c pass` (issue 6, bench/). So it never
 imports boto3, botocore, apscheduler or yaml, and on its common paths not argparse,
 json, re, enum, socket, pathlib, datetime or typing either: each costs milliseconds
-of a ~25 ms start (tests/test_ctl.py checks `sys.modules`). Errors are one line on
+of a ~25 ms start (tests/ctl/test_ctl.py checks `sys.modules`). Errors are one line on
 stderr, prefixed `credctl: error:`; exit statuses follow SPEC.md (0 ok, 1 AWS said
-no, 2 bad input, 3 credd not running).
+no, 2 bad input, 3 credd not running or not to be trusted), as credd/errors.py maps them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 
 from credd import paths, protocol
 from credd.ctl.client import Client
-from credd.errors import BadInputError, CreddError
+from credd.errors import EXIT_INTERRUPTED, EXIT_OK, BadInputError, CreddError
 from credd.timetext import format_relative, utc_seconds
 
 # `typing` is for the type checker only: importing it costs credctl ~4 ms of a ~25 ms start
@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args, sys.stdout)
     except KeyboardInterrupt:
-        return 130 if args["command"] != "prompt" else 0
+        return EXIT_INTERRUPTED if args["command"] != "prompt" else EXIT_OK
     except CreddError as error:
         if args["debug"]:
             raise

@@ -18,8 +18,9 @@ from typing import Any
 
 from credd import protocol
 from credd.daemon.core import Daemon
-from credd.daemon.sockets import Listener, peer_uid
+from credd.daemon.sockets import Listener
 from credd.errors import BadInputError, Fault
+from credd.socketcheck import peer_uid
 
 log = logging.getLogger(__name__)
 

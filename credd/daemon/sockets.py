@@ -1,6 +1,6 @@
-"""The control socket's file: path checks, single-instance lock, bind, peer uid.
+"""The control socket's file: path checks, single-instance lock, bind.
 
-Standard library only: `credctl` uses the path check and `peer_uid` too.
+The directory check and the peer's uid are credd/socketcheck.py's, shared with `credctl`.
 """
 
 from __future__ import annotations
@@ -9,32 +9,18 @@ import contextlib
 import fcntl
 import os
 import socket
-import stat
-import struct
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from credd.errors import CreddError
+from credd.errors import AlreadyRunningError, SocketPathError
 from credd.paths import MAX_SOCKET_PATH_BYTES
+from credd.socketcheck import directory_problem
 
 # A daemon that lost the race for the lock reads the winner's pid from the lock file,
 # which the winner writes just after locking: on a busy machine, a moment later.
 PID_READS = 50
 PID_REREAD_SECONDS = 0.02
-
-
-class SocketPathError(CreddError):
-    """The socket path or its directory cannot be used safely."""
-
-    exit_status = 2
-
-
-class AlreadyRunningError(CreddError):
-    """Another credd holds the socket."""
-
-    exit_status = 1
 
 
 def check_path_length(path: Path) -> None:
@@ -58,15 +44,9 @@ def prepare_directory(directory: Path) -> None:
         info = os.lstat(directory)
     except OSError as error:
         raise SocketPathError(f"cannot create {directory}: {error.strerror}") from None
-    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-        raise SocketPathError(f"{directory} is not a directory (a symlink is refused)")
-    if info.st_uid != os.getuid():
-        raise SocketPathError(f"{directory} belongs to uid {info.st_uid}, not to you")
-    if info.st_mode & 0o022:
-        raise SocketPathError(
-            f"{directory} is writable by others (mode {stat.S_IMODE(info.st_mode):04o}): "
-            f"run chmod 700 {directory}"
-        )
+    problem = directory_problem(str(directory), info, os.getuid())
+    if problem is not None:
+        raise SocketPathError(problem)
 
 
 @dataclass
@@ -129,19 +109,3 @@ def _holder_pid(lock_fd: int) -> str:
             return pid
         time.sleep(PID_REREAD_SECONDS)
     return "unknown"
-
-
-# macOS: getsockopt(SOL_LOCAL, LOCAL_PEERCRED) returns a struct xucred (version, uid, ...).
-_SOL_LOCAL = 0
-_LOCAL_PEERCRED = 0x001
-
-
-def peer_uid(sock: socket.socket) -> int:
-    """The uid of the process at the other end of a connected Unix socket."""
-    if sys.platform.startswith("linux"):
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        _pid, uid, _gid = struct.unpack("3i", creds)
-        return int(uid)
-    raw = sock.getsockopt(_SOL_LOCAL, _LOCAL_PEERCRED, struct.calcsize("2I") + 64)
-    _version, uid = struct.unpack_from("2I", raw)
-    return int(uid)

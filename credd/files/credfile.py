@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from credd.errors import CredentialsFileError
@@ -70,7 +70,7 @@ class _Line:
     """One physical line and what botocore makes of it."""
 
     number: int  # 1-based, as botocore counts (the BOM is not a line)
-    body: str  # without its line ending
+    body: str = field(repr=False)  # without its line ending; may hold a secret
     ending: str  # "\n", "\r\n", "\r", or "" for a last line without one
     kind: _Kind
     section: str | None  # the section the line belongs to (a header: its own)
@@ -90,7 +90,7 @@ class _Line:
 class _Scan:
     bom: bool
     lines: tuple[_Line, ...]
-    values: dict[str, dict[str, str]]
+    values: dict[str, dict[str, str]] = field(repr=False)  # secrets among them
 
 
 def parse(text: str, *, path: str = "<credentials>") -> dict[str, dict[str, str]]:

@@ -58,7 +58,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from credd.errors import CredentialsFileError, FileWriteError
@@ -100,15 +100,22 @@ class _Replaced:
     """A file credd replaced, kept open: a writer that opened it first may still write it."""
 
     fd: int
-    data: bytes  # what it held when it was replaced, or when its changes were last carried
+    # What it held when it was replaced, or when its changes were last carried: file bytes,
+    # secrets among them, so out of the repr (CONVENTIONS 15), as in _Seen and _Snapshot.
+    data: bytes = field(repr=False)
     # Its size and mtime_ns when last read, settled: while they stay, it need not be read
     # again (a later write, however small, is stamped with a later mtime).
     stamp: tuple[int, int] | None
     replaced_at: float  # time.monotonic()
 
 
-# A replaced file as last looked at: the file, its bytes, and its size and mtime_ns.
-_Seen = tuple[_Replaced, bytes, tuple[int, int]]
+@dataclass(frozen=True)
+class _Seen:
+    """A replaced file as last looked at: the file, its bytes, and its size and mtime_ns."""
+
+    replaced: _Replaced
+    data: bytes = field(repr=False)
+    stamp: tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -120,7 +127,7 @@ class _Snapshot:
     size: int
     mtime_ns: int
     sha256: str
-    data: bytes
+    data: bytes = field(repr=False)
 
     @property
     def identity(self) -> tuple[int, int, int, int]:
@@ -255,7 +262,7 @@ class CredentialsWriter:
                 )
             except OSError:
                 continue
-            seen.append((replaced, data, stamp))
+            seen.append(_Seen(replaced, data, stamp))
             if data != replaced.data:
                 for name, keys in self._changes(replaced.data, data).items():
                     late.setdefault(name, {}).update(keys)
@@ -279,10 +286,11 @@ class CredentialsWriter:
     def _checked(self, seen: list[_Seen]) -> None:
         """Once carried over: remember what each file held; close those watched long enough."""
         now = time.monotonic()
-        for replaced, data, stamp in seen:
+        for look in seen:
+            replaced = look.replaced
             if replaced not in self._replaced:
                 continue  # closed meanwhile, to make room for a newer one
-            replaced.data, replaced.stamp = data, stamp
+            replaced.data, replaced.stamp = look.data, look.stamp
             if now - replaced.replaced_at >= WATCH_SECONDS:
                 self._unwatch(replaced)
 

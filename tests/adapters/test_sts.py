@@ -25,8 +25,10 @@ ROLE = "arn:aws:iam::210987654321:role/Admin"
 KEY_ID = "AKIACANARYKEYID91234"
 SECRET = "CanarySecretKeyDoNotLeakCanarySecretKey0"
 CODE = "918273"
+# A role's ExternalId is a shared secret of sorts (the policy never quotes it back either).
+EXTERNAL_ID = "CanaryExternalId-5b7e2c91"
 SOURCE = Credentials(KEY_ID, SECRET)
-CANARIES = (SECRET, CODE, KEY_ID)
+CANARIES = (SECRET, CODE, KEY_ID, EXTERNAL_ID)
 
 
 @pytest.fixture
@@ -71,6 +73,20 @@ def assert_clean(exc: BaseException, *extra: str) -> None:
 def session_token(sts: Boto3Sts, *, code: str = CODE, duration: int = 3600) -> Credentials:
     return sts.get_session_token(
         source=SOURCE, region=REGION, serial=SERIAL, code=code, duration=duration
+    )
+
+
+def role_with_mfa(sts: Boto3Sts, *, code: str = CODE, **extra: Any) -> Credentials:
+    """AssumeRole of ROLE from the long-term SOURCE keys with SERIAL and a code."""
+    return sts.assume_role(
+        source=SOURCE,
+        region=REGION,
+        role_arn=ROLE,
+        session_name="credd",
+        duration=3600,
+        serial=SERIAL,
+        code=code,
+        **extra,
     )
 
 
@@ -192,15 +208,7 @@ def test_assume_role_with_mfa_rejected_code(fake: FakeSts, sts: Boto3Sts) -> Non
     """AssumeRole from long-term keys with a refused code is CodeRejectedError too."""
     fake.fail_next("AssumeRole", "reject_code")
     with pytest.raises(CodeRejectedError, match="MultiFactorAuthentication") as info:
-        sts.assume_role(
-            source=SOURCE,
-            region=REGION,
-            role_arn=ROLE,
-            session_name="credd",
-            duration=3600,
-            serial=SERIAL,
-            code=CODE,
-        )
+        role_with_mfa(sts)
     assert_clean(info.value)
     assert fake.calls[0].code == CODE
 
@@ -234,6 +242,12 @@ def test_assume_role_with_mfa_rejected_code(fake: FakeSts, sts: Boto3Sts) -> Non
             ["AccessDenied", "not authorized to perform"],
             id="access_denied",
         ),
+        pytest.param(
+            "validation_error",
+            StsError,
+            ["ValidationError", "Value '****' at 'tokenCode'"],
+            id="validation_error",
+        ),
         pytest.param(hang(30), StsTransientError, ["ReadTimeoutError"], id="hang"),
     ],
 )
@@ -248,6 +262,18 @@ def test_fault_maps_to_error(
     assert type(info.value) is error
     for word in words:
         assert word in str(info.value)
+    assert_clean(info.value)
+
+
+def test_aws_quoting_the_external_id_back_is_scrubbed(fake: FakeSts, sts: Boto3Sts) -> None:
+    """A ValidationError quotes the value AWS refuses ("Value '...' at 'externalId'"):
+    the error keeps AWS's text with the ExternalId sent masked, as the code would be."""
+    fake.fail_next("AssumeRole", "validation_error")
+    with pytest.raises(
+        StsError, match=r"ValidationError: .*Value '\*\*\*\*' at 'externalId'"
+    ) as info:
+        role_with_mfa(sts, external_id=EXTERNAL_ID)
+    assert fake.calls[0].external_id == EXTERNAL_ID
     assert_clean(info.value)
 
 
@@ -375,14 +401,18 @@ def _logged_text(caplog: pytest.LogCaptureFixture) -> str:
 def test_debug_root_logger_logs_no_secret_or_code(
     fake: FakeSts, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """With the root logger at DEBUG and the AWS loggers quieted, a GetSessionToken
-    logs neither the source secret, the code, nor the new secret and token."""
+    """With the root logger at DEBUG and the AWS loggers quieted, a GetSessionToken and
+    an AssumeRole log neither the source secret, the code, the ExternalId, nor the new
+    secrets and token."""
     caplog.set_level(logging.DEBUG)
     quiet_aws_loggers()
     sts = Boto3Sts()
     creds = session_token(sts)
+    role_code = "246802"  # a code is used once: not CODE again
+    role = role_with_mfa(sts, code=role_code, external_id=EXTERNAL_ID)
     text = _logged_text(caplog)
-    for canary in (SECRET, CODE, creds.secret_access_key, str(creds.session_token)):
+    issued = (creds.secret_access_key, str(creds.session_token), role.secret_access_key)
+    for canary in (SECRET, CODE, role_code, EXTERNAL_ID, *issued):
         assert canary not in text
 
 

@@ -69,6 +69,7 @@ FAULT_NAMES = frozenset(
         "invalid_client",
         "drop_connection",
         "access_denied",
+        "validation_error",
     }
 )
 
@@ -229,7 +230,9 @@ class FakeSts:
         "throttle" (400 Throttling), "http500" (500 InternalFailure),
         `hang(seconds)`, "invalid_client" (403 InvalidClientTokenId),
         "drop_connection" (closed with no answer), "access_denied" (403
-        AccessDenied, a policy denial). Queued faults are used in order.
+        AccessDenied, a policy denial), "validation_error" (400 ValidationError quoting
+        the ExternalId sent, else the code, as AWS quotes what it refuses). Queued faults
+        are used in order.
         """
         if isinstance(fault, str):
             if fault == "hang":
@@ -328,6 +331,20 @@ class FakeSts:
                 resource = f" on resource: {call.role_arn}" if call.role_arn else ""
                 message = f"User: {arn} is not authorized to perform: sts:{call.action}{resource}"
                 return _StsError(403, "AccessDenied", message)
+            case "validation_error":
+                # AWS quotes back the value it refuses: the ExternalId here, else the code.
+                field_name, value = (
+                    ("externalId", call.external_id)
+                    if call.external_id
+                    else ("tokenCode", call.code)
+                )
+                return _StsError(
+                    400,
+                    "ValidationError",
+                    f"1 validation error detected: Value '{value}' at '{field_name}' failed to"
+                    " satisfy constraint: Member must satisfy regular expression pattern:"
+                    r" [\w+=,.@:/-]*",
+                )
         return None
 
     def _serve(self, call: StsCall, key_id: str | None, token: str | None) -> str:
