@@ -51,7 +51,8 @@ from types import MappingProxyType
 from credd.errors import PolicyError
 from credd.files.lookup import AwsFiles
 from credd.policy.load import MAX_POLICY_BYTES, parse_yaml, read_policy
-from credd.policy.resolve import DEFAULT_REGION, REFRESH_BEFORE_DEFAULT, resolve
+from credd.policy.resolve import DEFAULT_REGION, REFRESH_BEFORE_DEFAULT
+from credd.policy.resolve import resolve as resolve_profiles
 from credd.policy.summary import format_summary
 from credd.policy.validate import (
     DEFAULT_KEYS,
@@ -69,8 +70,8 @@ from credd.policy.validate import (
     TOP_KEYS,
     mfa_serial_problem,
     section_name_problem,
-    validate,
 )
+from credd.policy.validate import validate as validate_document
 from credd.policy.values import Policy, Problem, Profile, join_problems
 
 __all__ = [
@@ -118,12 +119,12 @@ def parse_policy(
     document, unreadable = parse_yaml(text)
     if unreadable:
         raise _invalid(path, unreadable)
-    checked = validate(document, path=path, env=env)
+    checked = validate_document(document, path=path, env=env)
     if checked.errors and not checked.entries:
         raise _invalid(path, checked.errors)  # nothing to resolve: the AWS files are not read
     if aws is None:
         aws = AwsFiles.load(checked.credentials_file, env)
-    resolved = resolve(checked, aws, env)
+    resolved = resolve_profiles(checked, aws, env)
     errors = [*checked.errors, *resolved.errors]
     if errors:
         raise _invalid(path, errors, resolved.blocked, file_order=list(checked.entries))

@@ -15,7 +15,7 @@ import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -87,7 +87,7 @@ class Entry:
     mfa_serial: str | None = None
     role_arn: str | None = None
     role_session_name: str | None = None
-    external_id: str | None = None
+    external_id: str | None = field(default=None, repr=False)  # semi-secret: never shown
     duration: int | None = None
     refresh_before: int | None = None
     region: str | None = None

@@ -123,3 +123,23 @@ def test_parse_is_pure_given_the_aws_files(tmp_path: Path) -> None:
         env={"HOME": "/nowhere"},
     )
     assert (policy.profiles[0].mfa_serial, policy.profiles[0].region) == (DEVICE, "eu-north-1")
+
+
+def test_a_problem_is_listed_with_its_own_profile_not_one_whose_name_it_starts_with(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """Regression: problems were grouped by matching their text against profile names, so
+    profile `a`'s unknown key `b.duration` was listed under a later profile `a.b`."""
+    found = problems(
+        P
+        + "  a:\n    source_profile: default\n    b.duration: 1\n"
+        + "  c:\n    source_profile: default\n    colour: red\n"
+        + "  'a.b':\n    source_profile: default\n    shade: blue\n",
+        env,
+        tmp_path,
+    )
+    assert [p.split(": ")[0] for p in found] == [
+        "profiles.a.b.duration",
+        "profiles.c.colour",
+        "profiles.a.b.shade",
+    ]
