@@ -16,7 +16,6 @@ after a yes (the default is no).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -31,6 +30,7 @@ from credd.commands.install import install
 from credd.commands.login import default_target, display_path
 from credd.durations import format_duration, parse_duration
 from credd.errors import PolicyError
+from credd.files.atomic import atomic_write, make_directories
 from credd.files.lookup import AwsFiles
 from credd.policy import (
     ROLE_ARN,
@@ -53,6 +53,9 @@ EXIT_INVALID = 2
 _MFA_EXAMPLE = "arn:aws:iam::123456789012:mfa/MFADeviceName"
 _ROLE_EXAMPLE = "arn:aws:iam::123456789012:role/Admin"
 _SERVICE_KIND = {"linux": "systemd", "darwin": "launchd"}
+# No one else may change what the policy makes credd run (SPEC.md "Files and locations").
+POLICY_MODE = 0o600
+POLICY_DIR_MODE = 0o700
 
 
 class _Aborted(Exception):
@@ -155,39 +158,15 @@ def render_policy(answers: Answers) -> str:
 
 
 def write_policy(path: Path, text: str, *, replace: bool) -> Path:
-    """Write `text` at `path` (through a symlink to its target): directory 0700, file 0600.
+    """Write `text` at `path` (through a symlink to its target): file 0600, and a directory
+    it creates 0700 (an existing one is left as it is).
 
     Without `replace`, a file that appeared meanwhile is never overwritten
     (FileExistsError). Returns the path written.
     """
     target = Path(os.path.realpath(path))
-    directory = target.parent
-    if not directory.exists():
-        directory.mkdir(mode=0o700, parents=True)
-        directory.chmod(0o700)  # mkdir's mode is masked by the umask
-    temp = directory / f".{target.name}.credd-init-{os.getpid()}"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fchmod(stream.fileno(), 0o600)
-            os.fsync(stream.fileno())
-        if replace:
-            os.replace(temp, target)
-        else:
-            os.link(temp, target)  # fails if the file exists: never a silent overwrite
-            temp.unlink()
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return target
+    make_directories(target.parent, POLICY_DIR_MODE)
+    return atomic_write(target, text.encode("utf-8"), mode=POLICY_MODE, replace=replace)
 
 
 class _Asker:
