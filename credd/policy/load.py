@@ -1,6 +1,7 @@
 """Reading the policy: the file's bytes, then the YAML document. The only home of PyYAML.
 
-`read_policy` is the edge that touches the file; `parse_yaml` is pure. The
+`read_policy` is the edge that touches the file, and reads it only when no one
+else could have changed it (`credd.policy.trust`); `parse_yaml` is pure. The
 document is read with YAML's safe loader only; a key written twice is a
 problem (safe_load would silently keep the last), and a syntax error is
 located by line and column, 1-based as editors count.
@@ -8,12 +9,14 @@ located by line and column, 1-based as editors count.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from credd.errors import PolicyError
+from credd.policy.trust import policy_problems
 from credd.policy.values import Problem
 
 # A policy is a few kilobytes; refusing a huge file keeps a mistake from eating memory.
@@ -23,9 +26,13 @@ _FAST_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def read_policy(path: Path) -> str:
-    """The policy's text; a missing, unreadable, huge or non-UTF-8 file is a PolicyError."""
+    """The policy's text; a PolicyError for a file that is missing, unreadable, huge or not
+    UTF-8, or that someone other than the user could change (`credd.policy.trust`)."""
     try:
         with path.open("rb") as stream:
+            untrusted = policy_problems(path, os.fstat(stream.fileno()))
+            if untrusted:
+                raise PolicyError(str(path), untrusted)
             data = stream.read(MAX_POLICY_BYTES + 1)
     except FileNotFoundError:
         raise PolicyError(
