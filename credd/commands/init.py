@@ -5,8 +5,11 @@ device (offering the `mfa_serial` the AWS files name for it), the profile to
 write (`session-<MFADeviceName>`), the session length, and optionally roles to
 chain on the session; whether to install the service is asked last. Only then
 is anything written: the policy (a commented YAML text, written by hand so each
-key carries its explanation; its directory 0700, the file 0600), then `credd
-check`'s summary of it, then `credd install` if that was asked for.
+key carries its explanation; the file 0600, and its directory 0700 when init
+makes it), then `credd check`'s summary of it, then `credd install` if that was
+asked for. A directory that exists is left as it is; one that someone else owns
+or can write is refused before any question (exit 2), since credd would not
+trust a policy there.
 
 Answers are read line by line from `stdin`, so it works on a terminal, under
 a pty or tmux, and with piped input. End of input before the last answer
@@ -43,6 +46,7 @@ from credd.policy import (
     parse_policy,
     section_name_problem,
 )
+from credd.policy.trust import directory_problems
 
 T = TypeVar("T")
 
@@ -93,7 +97,8 @@ def run_init(
     """Ask, write the policy, check it, and install the service if asked; the exit status.
 
     0 written and valid; 1 aborted (end of input, or an existing policy kept) or
-    the install failed; 2 written but `credd check` finds a problem to fix.
+    the install failed; 2 written but `credd check` finds a problem to fix, or not
+    written because someone else could change a policy in its directory.
     """
     asker = _Asker(stdin, out)
     try:
@@ -158,8 +163,8 @@ def render_policy(answers: Answers) -> str:
 
 
 def write_policy(path: Path, text: str, *, replace: bool) -> Path:
-    """Write `text` at `path` (through a symlink to its target): file 0600, and a directory
-    it creates 0700 (an existing one is left as it is).
+    """Write `text` at `path` (through a symlink to its target): file 0600, and the
+    directories it creates (missing parents too) 0700; existing ones are left as they are.
 
     Without `replace`, a file that appeared meanwhile is never overwritten
     (FileExistsError). Returns the path written.
@@ -233,6 +238,14 @@ class _Init:
 
     def run(self) -> int:
         self.say(f"credd init: writes the policy {display_path(self.policy_path, self.env)}")
+        directory = Path(os.path.realpath(self.policy_path)).parent
+        untrusted = directory_problems(directory) if directory.is_dir() else []
+        if untrusted:
+            # Asked first: credd would refuse the policy written there.
+            for problem in untrusted:
+                self.say(f"credd init: {problem}")
+            self.say("nothing was written")
+            return EXIT_INVALID
         self.say("Press Enter to take the value in [brackets].")
         replace = False
         if self.policy_path.exists() or self.policy_path.is_symlink():
