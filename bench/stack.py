@@ -154,7 +154,9 @@ class Home:
         self.aws.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.credentials = self.aws / "credentials"
         self.policy = self.root / ".config" / "credd" / "policy.yaml"
-        self.policy.parent.mkdir(parents=True, exist_ok=True)
+        # credd trusts only a policy no one else can change: 0600 in 0700.
+        self.policy.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.policy.parent.chmod(0o700)
         # Short, under /tmp: Unix socket paths are limited to ~104 bytes.
         self.sockdir = Path(tempfile.mkdtemp(prefix="cb-", dir="/tmp"))
         self.socket = self.sockdir / "s" / "credd.sock"
@@ -163,6 +165,7 @@ class Home:
         """Lay down the policy and/or the credentials file (0600)."""
         if policy is not None:
             self.policy.write_text(policy)
+            self.policy.chmod(0o600)
         if credentials is not None:
             self.credentials.write_text(credentials)
             self.credentials.chmod(0o600)

@@ -131,7 +131,10 @@ def main() -> int:
         )
         credentials.chmod(0o600)
         policy = home / ".config" / "credd" / "policy.yaml"
-        policy.parent.mkdir(parents=True)
+        # credd trusts only a policy no one else can change: 0600 in 0700, as `credd init`
+        # writes it.
+        policy.parent.mkdir(mode=0o700, parents=True)
+        policy.parent.chmod(0o700)
         policy.write_text(
             "version: 1\n"
             "defaults:\n  duration: 12h\n  refresh_before: 15m\n"
@@ -147,6 +150,7 @@ def main() -> int:
             f"    role_arn: arn:aws:iam::{ACCOUNT}:role/ReadOnly\n"
             "    duration: 30m\n"
         )
+        policy.chmod(0o600)
         say(f"The policy ({policy})")
         print(policy.read_text(), end="")
         show([str(BIN / "credd"), "check"], env)

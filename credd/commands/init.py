@@ -5,8 +5,11 @@ device (offering the `mfa_serial` the AWS files name for it), the profile to
 write (`session-<MFADeviceName>`), the session length, and optionally roles to
 chain on the session; whether to install the service is asked last. Only then
 is anything written: the policy (a commented YAML text, written by hand so each
-key carries its explanation; its directory 0700, the file 0600), then `credd
-check`'s summary of it, then `credd install` if that was asked for.
+key carries its explanation; the file 0600, and its directory 0700 when init
+makes it), then `credd check`'s summary of it, then `credd install` if that was
+asked for. A directory that exists is left as it is; one that someone else owns
+or can write is refused before any question (exit 2), since credd would not
+trust a policy there.
 
 Answers are read line by line from `stdin`, so it works on a terminal, under
 a pty or tmux, and with piped input. End of input before the last answer
@@ -16,7 +19,6 @@ after a yes (the default is no).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -31,6 +33,7 @@ from credd.commands.install import install
 from credd.commands.login import default_target, display_path
 from credd.durations import format_duration, parse_duration
 from credd.errors import PolicyError
+from credd.files.atomic import atomic_write, make_directories
 from credd.files.lookup import AwsFiles
 from credd.policy import (
     ROLE_ARN,
@@ -43,6 +46,7 @@ from credd.policy import (
     parse_policy,
     section_name_problem,
 )
+from credd.policy.trust import directory_problems
 
 T = TypeVar("T")
 
@@ -53,6 +57,9 @@ EXIT_INVALID = 2
 _MFA_EXAMPLE = "arn:aws:iam::123456789012:mfa/MFADeviceName"
 _ROLE_EXAMPLE = "arn:aws:iam::123456789012:role/Admin"
 _SERVICE_KIND = {"linux": "systemd", "darwin": "launchd"}
+# No one else may change what the policy makes credd run (SPEC.md "Files and locations").
+POLICY_MODE = 0o600
+POLICY_DIR_MODE = 0o700
 
 
 class _Aborted(Exception):
@@ -90,7 +97,8 @@ def run_init(
     """Ask, write the policy, check it, and install the service if asked; the exit status.
 
     0 written and valid; 1 aborted (end of input, or an existing policy kept) or
-    the install failed; 2 written but `credd check` finds a problem to fix.
+    the install failed; 2 written but `credd check` finds a problem to fix, or not
+    written because someone else could change a policy in its directory.
     """
     asker = _Asker(stdin, out)
     try:
@@ -155,39 +163,15 @@ def render_policy(answers: Answers) -> str:
 
 
 def write_policy(path: Path, text: str, *, replace: bool) -> Path:
-    """Write `text` at `path` (through a symlink to its target): directory 0700, file 0600.
+    """Write `text` at `path` (through a symlink to its target): file 0600, and the
+    directories it creates (missing parents too) 0700; existing ones are left as they are.
 
     Without `replace`, a file that appeared meanwhile is never overwritten
     (FileExistsError). Returns the path written.
     """
     target = Path(os.path.realpath(path))
-    directory = target.parent
-    if not directory.exists():
-        directory.mkdir(mode=0o700, parents=True)
-        directory.chmod(0o700)  # mkdir's mode is masked by the umask
-    temp = directory / f".{target.name}.credd-init-{os.getpid()}"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fchmod(stream.fileno(), 0o600)
-            os.fsync(stream.fileno())
-        if replace:
-            os.replace(temp, target)
-        else:
-            os.link(temp, target)  # fails if the file exists: never a silent overwrite
-            temp.unlink()
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return target
+    make_directories(target.parent, POLICY_DIR_MODE)
+    return atomic_write(target, text.encode("utf-8"), mode=POLICY_MODE, replace=replace)
 
 
 class _Asker:
@@ -254,6 +238,14 @@ class _Init:
 
     def run(self) -> int:
         self.say(f"credd init: writes the policy {display_path(self.policy_path, self.env)}")
+        directory = Path(os.path.realpath(self.policy_path)).parent
+        untrusted = directory_problems(directory) if directory.is_dir() else []
+        if untrusted:
+            # Asked first: credd would refuse the policy written there.
+            for problem in untrusted:
+                self.say(f"credd init: {problem}")
+            self.say("nothing was written")
+            return EXIT_INVALID
         self.say("Press Enter to take the value in [brackets].")
         replace = False
         if self.policy_path.exists() or self.policy_path.is_symlink():

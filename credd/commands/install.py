@@ -16,7 +16,6 @@ import os
 import re
 import shlex
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -24,11 +23,15 @@ from pathlib import Path
 from typing import TextIO
 from xml.sax.saxutils import escape as xml_escape
 
+from credd.files.atomic import atomic_write, make_directories
 from credd.paths import policy_path
 
 SYSTEMD_UNIT = "credd.service"
 LAUNCHD_LABEL = "com.credd.agent"
 KINDS = ("systemd", "launchd")
+# Readable by all, as service files are; writable only by the user (see _write).
+SERVICE_FILE_MODE = 0o644
+SERVICE_DIR_MODE = 0o755
 
 # A program path systemd reads as it is in ExecStart, with no quoting.
 _SYSTEMD_BARE_WORD = re.compile(r"[A-Za-z0-9_@%$+=:,./-]+")
@@ -109,21 +112,15 @@ def render(kind: str, *, env: Mapping[str, str], python: str) -> Rendered:
 
 
 def _write(path: Path, text: str) -> None:
-    """Replace `path` atomically (through a symlink to its target), mode 0644."""
+    """Replace `path` atomically (through a symlink to its target), mode 0644.
+
+    The file says which program runs as the user: no one else may write it, nor
+    the directories made for it (0755 whatever the umask; existing ones are left
+    as they are). launchd refuses a plist that is group- or world-writable.
+    """
     target = Path(os.path.realpath(path))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            # launchd refuses a plist that is group- or world-writable.
-            os.fchmod(f.fileno(), 0o644)
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    make_directories(target.parent, SERVICE_DIR_MODE)
+    atomic_write(target, text.encode("utf-8"), mode=SERVICE_FILE_MODE)
 
 
 def _next_steps(rendered: Rendered, env: Mapping[str, str], *, replaced: bool) -> list[str]:
@@ -216,7 +213,9 @@ def install(
             print(f"wrote {path}", file=out)
         if kind == "launchd":
             # launchd does not create the directories of StandardOutPath/StandardErrorPath.
-            launchd_log_dir(env).mkdir(mode=0o700, parents=True, exist_ok=True)
+            log_dir = launchd_log_dir(env)
+            make_directories(log_dir.parent, SERVICE_DIR_MODE)
+            make_directories(log_dir, 0o700)
     except (OSError, UnicodeDecodeError) as exc:
         print(f"credd: error: cannot install {path}: {exc}", file=err)
         return 1

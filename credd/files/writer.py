@@ -48,13 +48,11 @@ half-written file must never delete anything).
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import logging
 import os
 import re
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -63,6 +61,15 @@ from pathlib import Path
 
 from credd.errors import CredentialsFileError, FileWriteError
 from credd.files import credfile
+from credd.files.atomic import (
+    errno_text,
+    fsync_directory,
+    make_directories,
+    remove,
+    temp_path,
+    temp_prefix,
+    write_new,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +96,6 @@ MAX_WATCHED = 16
 def lock_path(target: Path) -> Path:
     """The lock file beside `target`: `.<name>.credd.lock`."""
     return target.with_name(f".{target.name}.credd.lock")
-
-
-def _temp_prefix(target: Path) -> str:
-    return f".{target.name}.credd-tmp-"
 
 
 @dataclass(eq=False)
@@ -366,16 +369,16 @@ class CredentialsWriter:
                 # Held across the rename: a writer that opened the file first writes here.
                 old_fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
             if self._snapshot(target) != before or not _same_file(old_fd, before):
-                _remove(temp)
+                remove(temp)
                 _close(old_fd)
                 return False
             self._replace(temp, target)
         except OSError as error:
-            _remove(temp)
+            remove(temp)
             _close(old_fd)
             raise self._write_error(error) from None
         except BaseException:
-            _remove(temp)
+            remove(temp)
             _close(old_fd)
             raise
         self._last_written = written
@@ -416,17 +419,8 @@ class CredentialsWriter:
         return target
 
     def _make_dir(self, directory: Path) -> None:
-        missing: list[Path] = []
-        for parent in [directory, *directory.parents]:
-            if parent.exists():
-                break
-            missing.append(parent)
         try:
-            for parent in reversed(missing):
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(parent, DIR_MODE)
-                    # mkdir's mode is filtered by the umask; 0700 is meant.
-                    os.chmod(parent, DIR_MODE)
+            make_directories(directory, DIR_MODE)
         except OSError as error:
             raise self._write_error(error) from None
 
@@ -483,31 +477,11 @@ class CredentialsWriter:
 
     def _write_temp(self, target: Path, data: bytes) -> tuple[Path, tuple[int, int, int, int]]:
         """The temp file, written and fsynced, and its identity (which the rename keeps)."""
-        temp = target.with_name(f"{_temp_prefix(target)}{os.getpid()}-{secrets.token_hex(6)}")
+        temp = temp_path(target)
         try:
-            fd = os.open(
-                temp,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                FILE_MODE,
-            )
+            info = write_new(temp, data, mode=FILE_MODE, write=self._write, fsync=self._fsync)
         except OSError as error:
             raise self._write_error(error) from None
-        try:
-            try:
-                os.fchmod(fd, FILE_MODE)  # the umask may have taken bits away
-                view = memoryview(data)
-                while view:
-                    view = view[self._write(fd, bytes(view)) :]
-                self._fsync(fd)
-                info = os.fstat(fd)
-            finally:
-                os.close(fd)
-        except OSError as error:
-            _remove(temp)
-            raise self._write_error(error) from None
-        except BaseException:
-            _remove(temp)
-            raise
         return temp, _identity(info)
 
     def _fsync_dir(self, directory: Path) -> None:
@@ -515,16 +489,12 @@ class CredentialsWriter:
         # cannot be fsynced (some filesystems refuse) only weakens crash
         # durability, so it is logged rather than reported as a failed write.
         try:
-            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                self._fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_directory(directory, fsync=self._fsync)
         except OSError as error:
-            log.warning("%s: could not fsync the directory: %s", directory, _errno_text(error))
+            log.warning("%s: could not fsync the directory: %s", directory, errno_text(error))
 
     def _sweep(self, target: Path) -> list[Path]:
-        pattern = re.compile(re.escape(_temp_prefix(target)) + r"(\d+)-[0-9a-f]+")
+        pattern = re.compile(re.escape(temp_prefix(target)) + r"(\d+)-[0-9a-f]+")
         removed: list[Path] = []
         try:
             names = os.listdir(target.parent)
@@ -542,26 +512,19 @@ class CredentialsWriter:
                 continue
             if _pid_alive(int(match.group(1))) and age < STALE_TEMP_SECONDS:
                 continue
-            if _remove(temp):
+            if remove(temp):
                 log.info("removed %s, left by an interrupted write", temp)
                 removed.append(temp)
         return removed
 
     def _write_error(self, error: OSError) -> FileWriteError:
         return FileWriteError(
-            f"{self.path}: cannot write the credentials file ({_errno_text(error)});"
+            f"{self.path}: cannot write the credentials file ({errno_text(error)});"
             " the file was left unchanged"
         )
 
     def _read_error(self, error: OSError) -> CredentialsFileError:
-        return CredentialsFileError(str(self.path), None, f"cannot be read ({_errno_text(error)})")
-
-
-def _errno_text(error: OSError) -> str:
-    if error.errno is None:
-        return type(error).__name__
-    name = errno.errorcode.get(error.errno, str(error.errno))
-    return f"{name}: {os.strerror(error.errno)}"
+        return CredentialsFileError(str(self.path), None, f"cannot be read ({errno_text(error)})")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -573,17 +536,6 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # someone else's process
-    return True
-
-
-def _remove(path: Path) -> bool:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return False
-    except OSError as error:
-        log.warning("%s: could not remove: %s", path, _errno_text(error))
-        return False
     return True
 
 

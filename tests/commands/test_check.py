@@ -121,3 +121,19 @@ def test_missing_policy_file_exits_2(env: dict[str, str], tmp_path: Path) -> Non
     status, out, err = check(tmp_path / "absent.yaml", env)
     assert (status, out) == (2, "")
     assert "does not exist; run `credd init`" in err
+
+
+def test_a_policy_someone_else_could_change_exits_2(env: dict[str, str], tmp_path: Path) -> None:
+    """Group-writable: exit 2, stderr names the file, its mode and the fix; stdout empty,
+    and the file is left as it is (credd check never changes modes)."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY)
+    path.chmod(0o664)
+    status, out, err = check(path, env)
+    assert (status, out) == (2, "")
+    assert err.splitlines() == [
+        f"{path}: policy is invalid (1 problem)",
+        f"  {path} is writable by group (mode 0664): anyone in its group could change the"
+        f" commands credd runs; run `chmod go-w {path}`",
+    ]
+    assert path.stat().st_mode & 0o777 == 0o664

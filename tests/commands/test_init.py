@@ -361,3 +361,65 @@ def test_without_keys_the_policy_is_written_and_check_says_what_is_missing(
     assert "cannot be renewed" in out
     assert "Not installed" in out
     assert not (Path(env["XDG_CONFIG_HOME"]) / "systemd" / "user" / "credd.service").exists()
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o7777
+
+
+def test_the_policy_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    """Under a umask of 0002 (which would leave files group-writable) the policy is 0600 in
+    a 0700 directory, ~/.config made for it included, and `credd check` trusts it; a
+    replaced policy is 0600 again even if the old one was 0666."""
+    env = sandbox(tmp_path)
+    old = os.umask(0o002)
+    try:
+        status, out = init(env, *DEFAULTS)
+        assert status == 0, out
+        path = policy_file(env)
+        path.chmod(0o666)
+        status, out = init(env, "y", *DEFAULTS)
+    finally:
+        os.umask(old)
+    assert status == 0, out
+    assert (_mode(path), _mode(path.parent), _mode(path.parent.parent)) == (0o600, 0o700, 0o700)
+    assert "session-alice (mfa-session)" in out  # credd check accepted it
+
+
+def test_an_existing_directory_is_not_loosened(tmp_path: Path) -> None:
+    """A policy directory that exists keeps its own mode (0711 here): init never loosens it."""
+    env = sandbox(tmp_path)
+    directory = policy_file(env).parent
+    directory.mkdir(parents=True)
+    directory.chmod(0o711)
+    status, out = init(env, *DEFAULTS)
+    assert status == 0, out
+    assert (_mode(directory), _mode(policy_file(env))) == (0o711, 0o600)
+
+
+@pytest.mark.parametrize("setup", ["group-writable", "another uid"])
+def test_a_directory_someone_else_could_write_is_refused_before_any_question(
+    tmp_path: Path, setup: str
+) -> None:
+    """credd would not trust a policy there: init says why and how to fix it, asks
+    nothing, writes nothing and exits 2; the directory is left as it was."""
+    env = sandbox(tmp_path)
+    directory = policy_file(env).parent
+    directory.mkdir(parents=True)
+    if setup == "group-writable":
+        directory.chmod(0o770)
+        fragments = ["writable by group (mode 0770)", f"`chmod go-w {directory}`"]
+    else:
+        directory.chmod(0o755)
+        os.chown(directory, 4242, 4242)
+        fragments = ["owned by uid 4242"]
+    before = directory.stat()
+    status, out = init(env, *DEFAULTS)
+    assert status == 2
+    assert f"credd init: {directory}, the policy's directory," in out
+    assert all(fragment in out for fragment in fragments), out
+    assert "Source profile" not in out
+    assert "nothing was written" in out
+    assert os.listdir(directory) == []
+    after = directory.stat()
+    assert (after.st_mode, after.st_uid) == (before.st_mode, before.st_uid)

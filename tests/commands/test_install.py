@@ -286,3 +286,47 @@ def test_repository_examples_match_the_renderer(example: str, kind: str, python:
     """
     rendered = render(kind, env={"HOME": EXAMPLE_HOME}, python=python).text
     assert (REPO / example).read_text(encoding="utf-8") == rendered
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o7777
+
+
+@pytest.mark.parametrize("kind", ["systemd", "launchd"])
+def test_service_file_and_its_new_directories_are_writable_only_by_the_user(
+    tmp_path: Path, kind: str
+) -> None:
+    """The unit says which program runs as the user: under a umask of 0002 (which would
+    leave it group-writable) it is written 0644, a replacement too, and each directory
+    install makes is 0755 (the launchd log directory 0700); HOME is left as it was."""
+    env = sandbox_env(tmp_path)
+    home = Path(env["HOME"])
+    home.mkdir(mode=0o750)
+    home.chmod(0o750)
+    old = os.umask(0o002)
+    try:
+        assert run_install(kind, env)[0] == 0
+        path = systemd_unit_path(env) if kind == "systemd" else launchd_plist_path(env)
+        path.write_text(path.read_text() + "# edited\n")
+        path.chmod(0o666)
+        assert run_install(kind, env, force=True)[0] == 0
+    finally:
+        os.umask(old)
+    assert _mode(path) == 0o644
+    made = [d for d in path.parents if home in d.parents]
+    assert made and all(_mode(d) == 0o755 for d in made), [oct(_mode(d)) for d in made]
+    assert _mode(home) == 0o750
+    if kind == "launchd":
+        assert _mode(launchd_log_dir(env)) == 0o700
+        assert _mode(launchd_log_dir(env).parent) == 0o755
+
+
+def test_existing_config_directories_are_not_loosened(tmp_path: Path) -> None:
+    """A ~/.config kept 0700 stays 0700 when the unit is written under it."""
+    env = sandbox_env(tmp_path)
+    config = Path(env["XDG_CONFIG_HOME"])
+    config.mkdir(parents=True)
+    config.chmod(0o700)
+    assert run_install("systemd", env)[0] == 0
+    assert _mode(config) == 0o700
+    assert _mode(systemd_unit_path(env)) == 0o644

@@ -77,12 +77,16 @@ class Sandbox:
     def __post_init__(self) -> None:
         self.home = self.root / "home"
         (self.home / ".aws").mkdir(parents=True, exist_ok=True)
-        (self.home / ".config" / "credd").mkdir(parents=True, exist_ok=True)
+        # The policy is trusted only where no one else can change it (SPEC.md "Files and
+        # locations"): 0600 in 0700, as `credd init` writes it.
+        (self.home / ".config" / "credd").mkdir(mode=0o700, parents=True, exist_ok=True)
+        (self.home / ".config" / "credd").chmod(0o700)
         self.credentials = self.home / ".aws" / "credentials"
         self.credentials.write_bytes(self.credentials_text.encode())
         self.credentials.chmod(0o600)
         self.policy = self.home / ".config" / "credd" / "policy.yaml"
         self.policy.write_text(self.policy_text)
+        self.policy.chmod(0o600)
         self.sockdir = Path(tempfile.mkdtemp(prefix="cd-", dir="/tmp"))
         self.socket = self.sockdir / "s" / "credd.sock"
         self.log = self.root / "credd.log"

@@ -216,8 +216,11 @@ class Scenario:
         self.credentials.write_text(CREDENTIALS)
         self.credentials.chmod(0o600)
         (self.home / ".aws" / "config").write_text(AWS_CONFIG)
-        self.policy.parent.mkdir(parents=True, exist_ok=True)
+        # credd trusts only a policy no one else can change: 0600 in 0700.
+        self.policy.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.policy.parent.chmod(0o700)
         self.policy.write_text(POLICY)
+        self.policy.chmod(0o600)
         return str(self.home)
 
     def install_unit(self) -> str:
