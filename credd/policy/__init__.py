@@ -50,8 +50,9 @@ from types import MappingProxyType
 
 from credd.errors import PolicyError
 from credd.files.lookup import AwsFiles
+from credd.partitions import DEFAULT_REGION
 from credd.policy.load import MAX_POLICY_BYTES, parse_yaml, read_policy
-from credd.policy.resolve import DEFAULT_REGION, REFRESH_BEFORE_DEFAULT
+from credd.policy.resolve import REFRESH_BEFORE_DEFAULT
 from credd.policy.resolve import resolve as resolve_profiles
 from credd.policy.summary import format_summary
 from credd.policy.validate import (

@@ -11,12 +11,12 @@ profile in `error`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from credd.durations import format_duration
 from credd.files.lookup import AwsFiles
+from credd.partitions import DEFAULT_PARTITION, DEFAULT_REGION, PARTITION_REGIONS, partition_of
 from credd.policy.validate import (
     MFA_EXAMPLE,
     ROLE_CHAINED_MAX,
@@ -37,10 +37,6 @@ from credd.policy.values import Problem, Profile
 from credd.states import Kind
 
 REFRESH_BEFORE_DEFAULT = 900
-DEFAULT_REGION = "us-east-1"
-
-_PARTITION = re.compile(r"arn:(aws[-a-z]*):")
-_PARTITION_REGION = {"aws-cn": "cn-north-1", "aws-us-gov": "us-gov-west-1"}
 
 
 @dataclass(frozen=True)
@@ -283,9 +279,9 @@ class _Resolver:
             if configured:
                 return configured
         for arn in (entry.role_arn, mfa_serial):
-            match = _PARTITION.match(arn or "")
-            if match and match[1] in _PARTITION_REGION:
-                return _PARTITION_REGION[match[1]]
+            partition = partition_of(arn) if arn else None
+            if partition in PARTITION_REGIONS and partition != DEFAULT_PARTITION:
+                return PARTITION_REGIONS[partition]
         return DEFAULT_REGION
 
 
