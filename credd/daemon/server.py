@@ -140,7 +140,9 @@ class ControlServer:
     async def _stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """`credctl prompt`: events until the client leaves or the daemon stops."""
         queue = self._daemon.subscribe()
-        gone = asyncio.ensure_future(reader.read())  # EOF (or anything) means the client left
+        # A subscriber sends nothing more: EOF, or any byte, means it left (or misbehaves),
+        # and a bounded read never buffers what it streams.
+        gone = asyncio.ensure_future(reader.read(1))
         try:
             await _send(writer, protocol.ok({"subscribed": True}))
             while True:
