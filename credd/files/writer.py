@@ -109,7 +109,7 @@ class _Replaced:
     # Its size and mtime_ns when last read, settled: while they stay, it need not be read
     # again (a later write, however small, is stamped with a later mtime).
     stamp: tuple[int, int] | None
-    replaced_at: float  # time.monotonic()
+    replaced_at: float  # the writer's monotonic clock
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,9 @@ class CredentialsWriter:
     `replace`, and `before_replace`, called with the target path after the
     temp file is written and just before the check for a concurrent change;
     `settle_seconds` is how long a replaced file must be left alone before a
-    late write into it is carried over.
+    late write into it is carried over. Its clocks and its sleep (the settle and
+    lock waits) are arguments too: `monotonic`, `wall_ns` (compared with file
+    modification times) and `sleep`.
     """
 
     def __init__(
@@ -161,8 +163,14 @@ class CredentialsWriter:
         max_attempts: int = MAX_ATTEMPTS,
         lock_timeout: float = LOCK_TIMEOUT_SECONDS,
         settle_seconds: float = SETTLE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall_ns: Callable[[], int] = time.time_ns,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.path = path
+        self._monotonic = monotonic
+        self._wall_ns = wall_ns
+        self._sleep = sleep
         self._write = write
         self._fsync = fsync
         self._replace = replace
@@ -255,7 +263,7 @@ class CredentialsWriter:
         for replaced in self._replaced:
             try:
                 info = os.fstat(replaced.fd)
-                if time.time_ns() - info.st_mtime_ns < self._settle_ns:
+                if self._wall_ns() - info.st_mtime_ns < self._settle_ns:
                     continue  # perhaps still being written
                 stamp = (info.st_size, info.st_mtime_ns)
                 data = (
@@ -288,7 +296,7 @@ class CredentialsWriter:
 
     def _checked(self, seen: list[_Seen]) -> None:
         """Once carried over: remember what each file held; close those watched long enough."""
-        now = time.monotonic()
+        now = self._monotonic()
         for look in seen:
             replaced = look.replaced
             if replaced not in self._replaced:
@@ -298,7 +306,7 @@ class CredentialsWriter:
                 self._unwatch(replaced)
 
     def _watch(self, fd: int, data: bytes) -> None:
-        self._replaced.append(_Replaced(fd, data, None, time.monotonic()))
+        self._replaced.append(_Replaced(fd, data, None, self._monotonic()))
         while len(self._replaced) > MAX_WATCHED:
             self._unwatch(self._replaced[0])
 
@@ -331,23 +339,23 @@ class CredentialsWriter:
         Read while the AWS CLI rewrites it in place (truncate, then write), it is empty or
         cut short, and an update based on that would drop every other section.
         """
-        deadline = time.monotonic() + MAX_SETTLE_WAIT_SECONDS
+        deadline = self._monotonic() + MAX_SETTLE_WAIT_SECONDS
         while True:
             snapshot = self._snapshot(target)
             if snapshot is None or snapshot.identity == self._last_written:
                 return snapshot
-            left = deadline - time.monotonic()
+            left = deadline - self._monotonic()
             if left <= 0:
                 return snapshot
             # Emptied since credd wrote it: almost surely truncated for a rewrite that a
             # busy machine has not let finish yet, however long ago the truncation was.
             if snapshot.size == 0 and self._last_written is not None:
-                time.sleep(min(self._settle_ns / 1e9, left))
+                self._sleep(min(self._settle_ns / 1e9, left))
                 continue
-            age = time.time_ns() - snapshot.mtime_ns
+            age = self._wall_ns() - snapshot.mtime_ns
             if not 0 <= age < self._settle_ns:
                 return snapshot  # settled (or stamped in the future: nothing to wait for)
-            time.sleep(min((self._settle_ns - age) / 1e9, left))
+            self._sleep(min((self._settle_ns - age) / 1e9, left))
 
     def _write_once(self, target: Path, updates: Mapping[str, Mapping[str, str | None]]) -> bool:
         """One read-apply-write round; False when the file changed under it."""
@@ -431,7 +439,7 @@ class CredentialsWriter:
         except OSError as error:
             raise self._write_error(error) from None
         try:
-            deadline = time.monotonic() + self._lock_timeout
+            deadline = self._monotonic() + self._lock_timeout
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -439,12 +447,12 @@ class CredentialsWriter:
                 except BlockingIOError:
                     # Polling rather than blocking: a hung lock holder must
                     # not stall the daemon forever.
-                    if time.monotonic() >= deadline:
+                    if self._monotonic() >= deadline:
                         raise FileWriteError(
                             f"{self.path}: another credd writer has held the lock"
                             f" {lock_path(target)} for {self._lock_timeout:g}s; try again"
                         ) from None
-                    time.sleep(_LOCK_POLL_SECONDS)
+                    self._sleep(_LOCK_POLL_SECONDS)
             yield
         finally:
             os.close(fd)  # closing releases the lock
@@ -500,7 +508,7 @@ class CredentialsWriter:
             names = os.listdir(target.parent)
         except OSError:
             return removed
-        now = time.time()
+        now = self._wall_ns() / 1e9
         for name in names:
             match = pattern.fullmatch(name)
             if match is None:

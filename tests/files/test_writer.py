@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from credd.errors import CredentialsFileError, FileWriteError
-from credd.files.writer import CredentialsWriter, lock_path
+from credd.files.writer import SETTLE_SECONDS, CredentialsWriter, lock_path
 
 CANARY = "CANARYSECRET"
 ORIGINAL = "# mine\n[default]\naws_access_key_id = AKIALONGTERM\naws_secret_access_key = OLD\n"
@@ -530,3 +530,26 @@ def test_processes_updating_different_sections_at_once_all_land(tmp_path: Path) 
     }
     assert path.read_text().startswith(ORIGINAL)
     assert temp_files(tmp_path) == []
+
+
+def test_the_writer_waits_on_the_clock_and_sleep_it_is_given(tmp_path: Path) -> None:
+    """A file another program modified this very instant is read once it has settled; the
+    wait is measured on the writer's injected clocks and slept through its injected sleep,
+    so tests (and the daemon) control it."""
+    path = tmp_path / "credentials"
+    path.write_text("[default]\nregion = eu-west-1\n")
+    now = [path.stat().st_mtime_ns]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += int(seconds * 1e9)
+
+    writer = CredentialsWriter(
+        path, wall_ns=lambda: now[0], monotonic=lambda: now[0] / 1e9, sleep=sleep
+    )
+    assert writer.read() == {"default": {"region": "eu-west-1"}}
+    assert slept and sum(slept) >= SETTLE_SECONDS
+    slept.clear()
+    assert writer.read() == {"default": {"region": "eu-west-1"}}
+    assert slept == [], "a settled file is read at once"
