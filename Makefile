@@ -37,6 +37,7 @@ debian-deps: $(DEBIAN_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check credd tests bench demo
 	$(BIN)/ruff format --check credd tests bench demo
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy credd
