@@ -4,9 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# Debian packages the tests use: systemd-analyze and a user manager (systemd), tmux for
-# the terminal tests, unshare/nsenter (util-linux). Installed only where missing.
-DEBIAN_TOOLS := systemd-analyze:systemd tmux:tmux unshare:util-linux nsenter:util-linux
+# Debian packages the tests use, as command:package, installed only where missing:
+# systemd-analyze, systemctl and a user manager (systemd); unshare, nsenter and setpriv
+# (util-linux), with which tests/support/systemd_user.py starts that manager in a mount
+# namespace, as root or as an unprivileged user; useradd (passwd), which makes that user;
+# tmux for the terminal tests. That user's venv needs Debian's /usr/bin/python3 with its
+# venv module (python3-venv), checked apart: it is a module, not a command.
+DEBIAN_TOOLS := systemd-analyze:systemd systemctl:systemd /usr/lib/systemd/systemd:systemd \
+  unshare:util-linux nsenter:util-linux setpriv:util-linux useradd:passwd tmux:tmux
 DEBIAN_STAMP := $(VENV)/.debian
 
 .PHONY: test lint typecheck pytest demo bench clean debian-deps reliability-report
@@ -21,14 +26,17 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 test: lint typecheck pytest
 
-$(DEBIAN_STAMP): | $(BIN)/python
+# Re-checked when this Makefile changes, so a package added to the list gets installed.
+$(DEBIAN_STAMP): Makefile | $(BIN)/python
 	@missing=""; for pair in $(DEBIAN_TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	/usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	missing=$$(printf '%s\n' $$missing | sort -u | xargs); \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing Debian packages:$$missing"; \
+	    echo "installing Debian packages: $$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	  else echo "note: missing$$missing; the tests that need them will be skipped"; fi; \
+	  else echo "note: missing $$missing; the tests that need them will be skipped"; fi; \
 	fi
 	touch $(DEBIAN_STAMP)
 

@@ -1,10 +1,9 @@
 """credd under a real `systemd --user` manager: SIGSTOP the daemon, the watchdog restarts it.
 
-Run beside a manager by `with-systemd-user` (test_rel_systemd.py does):
-
-    with-systemd-user PYTHON tests/reliability/systemd_watchdog_scenario.py --bin-dir .venv/bin
-
-It reuses the steps of tests/support/systemd_scenario.py (sandbox, local STS,
+test_rel_systemd.py runs it beside a private manager (support/systemd_user.py),
+in the manager's mount namespace, with the arguments of
+tests/support/systemd_scenario.py (--bin-dir, --home, --sts-url), which it
+reads from the same directory. It reuses that scenario's steps (sandbox,
 `credd install systemd` with a drop-in setting WatchdogSec=4 and RestartSec=1)
 and adds one: the main process is stopped with SIGSTOP, so its event loop
 cannot ping; systemd must kill it and start a new one. Prints a JSON report;
@@ -19,7 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# Beside this file when copied for a run; in tests/support/ in the repository.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "support"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from systemd_scenario import RESTART_SEC, WATCHDOG_SEC, Scenario, StepFailed, Steps, run_scenario
 
@@ -66,7 +67,6 @@ def watchdog_steps(scenario: Scenario) -> Steps:
     """Start the unit, freeze the daemon, and see the watchdog replace it."""
     return [
         ("sandbox HOME, policy and AWS files", scenario.write_sandbox),
-        ("local STS (moto server)", scenario.start_sts),
         ("credd install systemd + test drop-in", scenario.install_unit),
         ("daemon-reload; unit loads; systemctl cat", scenario.daemon_reload),
         ("systemctl start returns after READY=1", scenario.start),

@@ -1,19 +1,22 @@
-"""SIGSTOP of credd under a real systemd user manager: the watchdog kills and restarts it."""
+"""SIGSTOP of credd under a real systemd user manager: the watchdog kills and restarts it.
+
+The manager is the tests' own (tests/support/systemd_user.py), run as root;
+the scenario is systemd_watchdog_scenario.py beside this file.
+"""
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from relsupport import WATCH
+from support.systemd_user import Unavailable, systemd_user_manager
 
 REPO = Path(__file__).resolve().parent.parent.parent
-WITH_SYSTEMD_USER = REPO.parent / "shared" / "tools" / "with-systemd-user"
 SCENARIO = Path(__file__).with_name("systemd_watchdog_scenario.py")
-NO_MANAGER_HERE = 77
+STEPS = REPO / "tests" / "support" / "systemd_scenario.py"
 
 
 @pytest.mark.systemd
@@ -25,28 +28,27 @@ NO_MANAGER_HERE = 77
     "the watchdog fires: systemd kills it and starts a new one (NRestarts+1, new MainPID) "
     "that answers credctl",
 )
-def test_a_stopped_daemon_is_restarted_by_the_watchdog() -> None:
+def test_a_stopped_daemon_is_restarted_by_the_watchdog(moto_sts_url: str) -> None:
     """The event loop of a SIGSTOPped credd cannot send WATCHDOG=1: within WatchdogSec plus
     the abort timeout systemd kills it, restarts it (Restart=on-failure), and the new
     MainPID answers `credctl status`; a clean stop follows."""
-    if not WITH_SYSTEMD_USER.is_file():
-        pytest.skip(f"no {WITH_SYSTEMD_USER}: cannot start a systemd --user manager")
-    result = subprocess.run(
-        [
-            str(WITH_SYSTEMD_USER),
-            sys.executable,
-            str(SCENARIO),
-            "--bin-dir",
-            str(Path(sys.executable).parent),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    if result.returncode == NO_MANAGER_HERE:
-        reason = (result.stderr.strip().splitlines() or ["(no reason given)"])[0]
-        pytest.skip(f"with-systemd-user: no systemd --user manager here: {reason}")
+    bin_dir = Path(sys.executable).parent
+    try:
+        with systemd_user_manager() as manager:
+            scripts = manager.readable_copy(SCENARIO, STEPS)
+            result = manager.run(
+                str(bin_dir / "python"),
+                str(scripts / SCENARIO.name),
+                "--bin-dir",
+                str(bin_dir),
+                "--home",
+                str(manager.home),
+                "--sts-url",
+                moto_sts_url,
+                timeout=180,
+            )
+    except Unavailable as exc:
+        pytest.skip(f"no systemd --user manager here: {exc}")
     try:
         report = json.loads(result.stdout)
     except json.JSONDecodeError:

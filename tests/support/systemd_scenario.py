@@ -1,16 +1,17 @@
 """credd under a real `systemd --user` manager, step by step; prints a JSON report.
 
-Run beside a manager by `with-systemd-user` (tests/test_systemd_e2e.py does):
+tests/e2e/test_systemd_e2e.py runs it beside a private manager
+(support/systemd_user.py), as the manager's user, in its mount namespace:
 
-    with-systemd-user PYTHON tests/support/systemd_scenario.py --bin-dir .venv/bin
+    PYTHON systemd_scenario.py --bin-dir VENV/bin --home HOME --sts-url URL
 
-It expects XDG_RUNTIME_DIR (the manager's) and SDU_HOME (the manager's HOME).
-It installs the unit with `credd install systemd`, points credd at a local
-STS (moto's server) through a drop-in, and drives the service with
-systemctl and credctl. Each step is recorded as {"step", "ok", "detail"}; the
-first failure ends the run, with the unit's status and log attached. Standard
-library only, so it runs under any interpreter. Exit status: 0 when every
-step passed, 1 otherwise (never 77, which means "no manager here").
+with XDG_RUNTIME_DIR the manager's and HOME its HOME. It installs the unit with
+`VENV/bin/credd install systemd`, points credd at the local STS at URL (moto's
+server) through a drop-in, and drives the service with systemctl and credctl.
+Each step is recorded as {"step", "ok", "detail"}; the first failure ends the
+run, with the unit's status and log attached. Standard library only, so it
+runs under any interpreter, as any user. Exit status: 0 when every step
+passed, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import json
 import os
 import re
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -85,9 +85,10 @@ class StepFailed(Exception):
 class Scenario:
     """The manager, the sandbox HOME, and the report."""
 
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, home: Path, sts_url: str) -> None:
         self.bin_dir = bin_dir
-        self.home = Path(os.environ["SDU_HOME"])
+        self.home = home
+        self.sts_url = sts_url
         self.runtime = Path(os.environ["XDG_RUNTIME_DIR"])
         self.socket = self.runtime / "credd" / "credd.sock"
         self.policy = self.home / ".config" / "credd" / "policy.yaml"
@@ -106,8 +107,6 @@ class Scenario:
         # What the shell of the user would not have: the manager reads ~/.config itself.
         for key in ("XDG_CONFIG_HOME", "CREDD_SOCKET", "CREDD_POLICY", "NOTIFY_SOCKET"):
             self.env.pop(key, None)
-        self.sts: subprocess.Popen[bytes] | None = None
-        self.sts_url = ""
 
     # -- helpers -----------------------------------------------------------------
 
@@ -188,29 +187,6 @@ class Scenario:
 
     # -- steps ---------------------------------------------------------------------
 
-    def start_sts(self) -> str:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self.sts = subprocess.Popen(
-            [str(self.bin_dir / "python"), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-        def listening() -> bool:
-            if self.sts is not None and self.sts.poll() is not None:
-                raise RuntimeError(f"moto server exited {self.sts.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            except OSError:
-                return False
-            return True
-
-        self.wait_for("moto server to listen", listening, timeout=30)
-        self.sts_url = f"http://127.0.0.1:{port}"
-        return self.sts_url
-
     def write_sandbox(self) -> str:
         self.credentials.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.credentials.write_text(CREDENTIALS)
@@ -274,7 +250,11 @@ class Scenario:
             raise StepFailed(f"not running after start returned: {props}")
         if not props["StatusText"]:
             raise StepFailed("READY=1 came with no STATUS=")
-        return {"seconds": seconds, **props}
+        # The manager runs its units as its own user: the one running this scenario.
+        uid = os.stat(f"/proc/{props['MainPID']}").st_uid
+        if uid != os.getuid():
+            raise StepFailed(f"credd runs as uid {uid}, the manager's user is {os.getuid()}")
+        return {"seconds": seconds, "uid": uid, **props}
 
     def socket_is_private(self) -> dict[str, str]:
         st_dir = self.socket.parent.lstat()
@@ -407,13 +387,6 @@ class Scenario:
 
     def close(self) -> None:
         self.systemctl("stop", UNIT, timeout=30)
-        if self.sts is not None:
-            self.sts.terminate()
-            try:
-                self.sts.wait(10)
-            except subprocess.TimeoutExpired:
-                self.sts.kill()
-                self.sts.wait()
 
 
 Steps = list[tuple[str, Callable[[], Any]]]
@@ -423,12 +396,15 @@ def run_scenario(argv: list[str] | None, steps_for: Callable[[Scenario], Steps])
     """Run the steps `steps_for` gives, in order, until one fails; print the JSON report."""
     parser = argparse.ArgumentParser(description="a credd scenario beside systemd --user")
     parser.add_argument("--bin-dir", type=Path, required=True, help="bin/ of credd's venv")
+    parser.add_argument(
+        "--home", type=Path, required=True, help="the manager's HOME (its files are replaced)"
+    )
+    parser.add_argument("--sts-url", required=True, help="a local STS: http://127.0.0.1:PORT")
     args = parser.parse_args(argv)
-    missing = [k for k in ("SDU_HOME", "XDG_RUNTIME_DIR") if not os.environ.get(k)]
-    if missing:
-        print(f"run me under with-systemd-user: {', '.join(missing)} unset", file=sys.stderr)
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        print("XDG_RUNTIME_DIR (the manager's) is unset", file=sys.stderr)
         return 1
-    scenario = Scenario(args.bin_dir.absolute())
+    scenario = Scenario(args.bin_dir.absolute(), args.home.absolute(), args.sts_url)
     steps = steps_for(scenario)
     try:
         for name, action in steps:
@@ -445,7 +421,6 @@ def service_steps(scenario: Scenario) -> Steps:
     """The whole life of the unit: install, start, codes, watchdog, reload, crash, stop."""
     return [
         ("sandbox HOME, policy and AWS files", scenario.write_sandbox),
-        ("local STS (moto server)", scenario.start_sts),
         ("credd install systemd + test drop-in", scenario.install_unit),
         ("daemon-reload; unit loads; systemctl cat", scenario.daemon_reload),
         ("systemctl start returns after READY=1", scenario.start),
