@@ -36,6 +36,8 @@ How each setting is chosen when the profile leaves it out:
 - `credentials_file`: the policy's key (`~` expanded; a relative path is
   taken from the policy file's directory), then `AWS_SHARED_CREDENTIALS_FILE`,
   then `~/.aws/credentials`.
+- `endpoint_port`: the local credentials endpoint's port on 127.0.0.1; 0 (the
+  default) lets the system choose a free one when the first token is asked for.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ MAX_POLICY_BYTES = 1 << 20
 # PyYAML's safe loader on libyaml's parser, where PyYAML was built with it.
 _FAST_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-TOP_KEYS = ("version", "defaults", "credentials_file", "profiles")
+TOP_KEYS = ("version", "defaults", "credentials_file", "profiles", "endpoint_port")
 DEFAULT_KEYS = ("duration", "refresh_before", "region", "code_command", "notify")
 PROFILE_KEYS = (
     "source_profile",
@@ -142,6 +144,7 @@ class Policy:
     profiles: tuple[Profile, ...]  # every source before its dependents, otherwise file order
     warnings: tuple[str, ...] = ()
     problems: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    endpoint_port: int = 0  # the local credentials endpoint's port; 0: chosen by the system
 
     def get(self, name: str) -> Profile | None:
         """The profile called `name`, or None."""
@@ -337,6 +340,7 @@ class _Parser:
         self.check_keys(document, TOP_KEYS, prefix="")
         self.check_version(document)
         credentials_file = self.credentials_file(document)
+        endpoint_port = self.endpoint_port(document.get("endpoint_port", 0))
         defaults = self.defaults(document.get("defaults"))
         entries = self.entries(document)
         aws = self.aws_given or AwsFiles.load(credentials_file, self.env)
@@ -356,6 +360,7 @@ class _Parser:
             profiles=_refresh_order(profiles),
             warnings=tuple(self.warnings),
             problems=MappingProxyType(dict(self.problems)),
+            endpoint_port=endpoint_port,
         )
 
     def load_yaml(self) -> object:
@@ -456,6 +461,16 @@ class _Parser:
                 return expanded if expanded.is_absolute() else self.path.parent / expanded
             self.error("credentials_file", f"must be a path (a string), not {_show(value)}")
         return Path(credentials_path(self.env))
+
+    def endpoint_port(self, value: object) -> int:
+        # Only the port: the endpoint listens on 127.0.0.1 and nothing can make it listen wider.
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 65535:
+            return value
+        self.error(
+            "endpoint_port",
+            f"must be a TCP port from 1 to 65535 (or 0: a free one), not {_show(value)}",
+        )
+        return 0
 
     def defaults(self, value: object) -> _Defaults:
         defaults = _Defaults()

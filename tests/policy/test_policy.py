@@ -586,7 +586,10 @@ def test_billion_laughs_is_refused_quickly(env: dict[str, str], tmp_path: Path) 
     started = time.monotonic()
     found = problems(BILLION_LAUGHS, env, tmp_path)
     assert time.monotonic() - started < 2
-    assert "a: unknown key; expected one of version, defaults, credentials_file, profiles" in found
+    assert (
+        "a: unknown key; expected one of version, defaults, credentials_file, profiles,"
+        " endpoint_port" in found
+    )
     assert "profiles.s.code_command[0]: must be a string, not a list (quote it)" in found
     assert "profiles.s.region: must be a string, not a list (quote it)" in found
     assert all(len(p) < 300 for p in found)
@@ -947,3 +950,16 @@ def test_load_policy_refuses_an_unusable_file(
         load_policy(path, env)
     assert caught.value.path == str(path)
     assert fragment in caught.value.problems[0]
+
+
+def test_endpoint_port_is_a_port_number_only(env: dict[str, str], tmp_path: Path) -> None:
+    """`endpoint_port`: 0 (a free port) by default, else 1-65535; an address is refused, so
+    the endpoint can never be told to listen beyond 127.0.0.1."""
+    body = P + "  s:\n" + S
+    assert parse(body, env, tmp_path).endpoint_port == 0
+    assert parse(body + "endpoint_port: 39113\n", env, tmp_path).endpoint_port == 39113
+    for bad in ("0.0.0.0:39113", "'39113'", "70000", "-1", "true", "[1]"):
+        found = problems(body + f"endpoint_port: {bad}\n", env, tmp_path)
+        assert len(found) == 1 and found[0].startswith("endpoint_port: must be a TCP port"), found
+    found = problems(body + "endpoint_host: 0.0.0.0\n", env, tmp_path)
+    assert found[0].startswith("endpoint_host: unknown key; did you mean 'endpoint_port'?")
