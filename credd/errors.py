@@ -29,6 +29,7 @@ class Fault:
     NO_CREDENTIALS = 32  # credential-process: nothing valid held
     POLICY_INVALID = 40
     INTERNAL = 50
+    ENDPOINT_UNAVAILABLE = 60  # the local endpoint cannot listen, or holds too many tokens
 
 
 # Each code's name on the wire ("error": {"code": 21, "name": "UNKNOWN_PROFILE", ...}).
@@ -50,6 +51,7 @@ EXIT_FOR_FAULT: dict[int, int] = {
     Fault.NO_CREDENTIALS: 1,
     Fault.POLICY_INVALID: 2,
     Fault.INTERNAL: 1,
+    Fault.ENDPOINT_UNAVAILABLE: 1,
 }
 
 
@@ -140,6 +142,14 @@ class NoCredentialsError(CreddError):
     """No valid credentials are held for a profile (credential-process)."""
 
     fault = Fault.NO_CREDENTIALS
+    exit_status = 1
+
+
+class EndpointUnavailableError(CreddError):
+    """The local credentials endpoint cannot serve a new token (its port is taken, or too
+    many tokens are live)."""
+
+    fault = Fault.ENDPOINT_UNAVAILABLE
     exit_status = 1
 
 
