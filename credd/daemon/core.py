@@ -25,6 +25,7 @@ from credd.adapters.servicemanager import status_line
 from credd.adapters.sts import StsClient
 from credd.credentials import Credentials, format_utc, mask_key_id
 from credd.daemon import planner
+from credd.daemon.endpoint import Held
 from credd.daemon.writebatch import WriteBatcher
 from credd.errors import (
     BadInputError,
@@ -82,6 +83,19 @@ class CodeHelper(Protocol):
         ...
 
 
+class EndpointOps(Protocol):
+    """The local credentials endpoint, as the control socket reaches it (daemon.endpoint)."""
+
+    @property
+    def url(self) -> str | None:
+        """Its URL once it listens, else None."""
+        ...
+
+    async def handle(self, op: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Answer one of `protocol.ENDPOINT_OPS` (a CreddError for a failure)."""
+        ...
+
+
 @dataclass
 class Entry:
     """One profile's live state. Owned by the event loop; never shared across threads."""
@@ -127,6 +141,7 @@ class Daemon:
         writer_for: Callable[[Path], Any],
         notifier: Notifier | None = None,
         code_helper: CodeHelper | None = None,
+        endpoint: EndpointOps | None = None,
         socket_path: Path | None = None,
         pid: int = 0,
         version: str = "",
@@ -142,6 +157,7 @@ class Daemon:
         self._writer_for = writer_for
         self._notifier = notifier
         self._code_helper = code_helper
+        self._endpoint = endpoint
         self._socket_path = socket_path
         self._pid = pid
         self._version = version
@@ -711,6 +727,8 @@ class Daemon:
             if op == "credential-process":
                 name = protocol.optional_str(request, "profile")
                 return protocol.ok(self.credential_process(name or ""))
+            if op in protocol.ENDPOINT_OPS and self._endpoint is not None:
+                return protocol.ok(await self._endpoint.handle(op, request))
             raise BadInputError(f"op {op!r} cannot be used here", fault=Fault.UNKNOWN_OP)
         except CreddError as error:
             return protocol.failure_from(error)
@@ -724,6 +742,7 @@ class Daemon:
                 "started_at": _utc(self._started_at),
                 "policy": str(self._policy.path),
                 "credentials_file": str(self._policy.credentials_file),
+                "endpoint": self._endpoint.url if self._endpoint is not None else None,
             },
             "profiles": [
                 {
@@ -861,6 +880,19 @@ class Daemon:
         for entry in fresh_plans:
             self._plan_initial(entry, entry.credentials)
         self._changed()
+
+    def held(self, name: str) -> Held | None:
+        """What the local endpoint serves for `name`, from memory; None: no such profile."""
+        entry = self._entries.get(name)
+        if entry is None:
+            return None
+        return Held(
+            credentials=entry.credentials,
+            state=entry.state,
+            region=entry.profile.region,
+            role_arn=entry.profile.role_arn,
+            note=entry.last_error,
+        )
 
     def credential_process(self, name: str) -> dict[str, Any]:
         """The AWS `credential_process` JSON for `name`, from memory."""

@@ -1,6 +1,7 @@
 """The local credentials endpoint (credd/daemon/endpoint.py), in-process, over real loopback HTTP.
 
-It is driven through the narrow `Lookup` it reads the daemon by, so no daemon is needed.
+It is driven through the narrow `Lookup` it reads the daemon by, so no daemon is needed
+here, except in the last tests, which wire it to a `Daemon` on fakes as `credd run` does.
 """
 
 from __future__ import annotations
@@ -13,10 +14,20 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from support.fakes import FakeClock
+from support.fakes import (
+    FakeClock,
+    FakeScheduler,
+    InlineExecutor,
+    MemorySts,
+    MemoryWriter,
+    make_policy,
+    make_rig,
+    settle,
+)
 
 from credd import protocol
 from credd.credentials import Credentials
+from credd.daemon.core import Daemon
 from credd.daemon.endpoint import LOOPBACK, MAX_HEAD_BYTES, MAX_HEADERS, Endpoint, Held
 from credd.errors import BadInputError, EndpointUnavailableError, Fault, NoCredentialsError
 from credd.states import State
@@ -423,3 +434,72 @@ async def test_no_token_or_secret_is_ever_logged(caplog: pytest.LogCaptureFixtur
     assert "endpoint: 200 for admin" in text
     for canary in (token, token[18:], SECRET, SESSION):
         assert canary not in text
+
+
+CHAIN = """
+version: 1
+profiles:
+  session-x:
+    source_profile: default
+    mfa_serial: arn:aws:iam::123456789012:mfa/x
+  admin:
+    source_profile: session-x
+    role_arn: arn:aws:iam::123456789012:role/Admin
+"""
+
+
+async def test_wired_to_the_daemon_it_serves_what_the_daemon_holds() -> None:
+    """`credd run`'s wiring: the ops go through the control socket's handler, status shows the
+    URL once listening, and the endpoint serves the daemon's current credentials."""
+    clock = FakeClock()
+    policy = make_policy(CHAIN)
+    held = lambda name: daemon.held(name)  # noqa: E731, PLW0108 (`daemon` is made below)
+    endpoint = Endpoint(lookup=held, now=clock.now, port=lambda: 0)
+    daemon = Daemon(
+        policy=policy,
+        load_policy=lambda: policy,
+        sts=MemorySts(clock),
+        clock=clock,
+        scheduler=FakeScheduler(clock),
+        executor=InlineExecutor(),
+        writer_for=lambda _path: MemoryWriter(),
+        endpoint=endpoint,
+        write_delay=0,
+    )
+    await daemon.start()
+    await settle()
+    assert daemon.status()["daemon"]["endpoint"] is None
+    reply = await daemon.handle({"op": "endpoint-token", "profile": "admin", "ttl": 60})
+    assert reply["ok"], reply
+    token = reply["result"]["token"]
+    assert reply["result"]["region"] == "us-east-1"
+    assert daemon.status()["daemon"]["endpoint"] == reply["result"]["url"]
+    assert token not in json.dumps(daemon.status())
+    host, port = reply["result"]["url"].split("/")[2].split(":")
+    try:
+        status, _, body = await exchange((host, int(port)), get(token))
+        assert status == 503 and "(expired)" in body["Message"]
+        await daemon.handle({"op": "token", "code": "123456", "profile": "session-x"})
+        await settle()
+        status, _, body = await exchange((host, int(port)), get(token))
+        assert status == 200
+        entry = daemon.entry("admin")
+        assert entry is not None and entry.credentials is not None
+        assert body["AccessKeyId"] == entry.credentials.access_key_id
+        assert body["RoleArn"] == "arn:aws:iam::123456789012:role/Admin"
+        unknown = await daemon.handle({"op": "endpoint-token", "profile": "nope"})
+        assert unknown["error"]["name"] == "UNKNOWN_PROFILE"
+        revoked = await daemon.handle({"op": "endpoint-revoke", "token": token})
+        assert revoked == {"ok": True, "result": {"revoked": True}}
+    finally:
+        await endpoint.close()
+        await daemon.stop()
+
+
+async def test_a_daemon_without_an_endpoint_says_so() -> None:
+    """No endpoint wired: `daemon.endpoint` is null and its ops are unknown there."""
+    rig = make_rig(CHAIN)
+    await rig.daemon.start()
+    assert rig.daemon.status()["daemon"]["endpoint"] is None
+    reply = await rig.daemon.handle({"op": "endpoint-token", "profile": "admin"})
+    assert reply["error"]["name"] == "UNKNOWN_OP"
