@@ -24,9 +24,10 @@ port, so the token is the whole of the access control. A connection gets
 waited longest for its request makes room for a new one), so a misbehaving client never
 stalls the daemon's event loop or locks others out.
 
-The only home of h11 in credd. The daemon's state comes in through one narrow callable
-(`Lookup`: a profile's name to what is held for it), so this module is tested without
-the daemon.
+The only home of h11 in credd, imported when the first connection comes: a daemon that
+never serves one does not carry it (its idle memory is a performance target, bench/ #3).
+The daemon's state comes in through one narrow callable (`Lookup`: a profile's name to
+what is held for it), so this module is tested without the daemon.
 """
 
 from __future__ import annotations
@@ -41,15 +42,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
-from typing import Any
-
-import h11
+from typing import TYPE_CHECKING, Any
 
 from credd import protocol
 from credd.credentials import Credentials, format_utc
 from credd.daemon.tokens import TokenStore
 from credd.errors import BadInputError, EndpointUnavailableError, Fault, NoCredentialsError
 from credd.states import State
+
+if TYPE_CHECKING:
+    import h11
 
 log = logging.getLogger(__name__)
 
@@ -271,6 +273,8 @@ class Endpoint:
             await asyncio.wait(list(self._connections), timeout=2)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import h11
+
         task = asyncio.current_task()
         assert task is not None
         if len(self._connections) >= self._max_connections and not self._drop_idlest():
@@ -304,6 +308,8 @@ class Endpoint:
         return True
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import h11
+
         task = asyncio.current_task()
         assert task is not None
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
@@ -345,6 +351,8 @@ class Endpoint:
 
 async def _read_head(conn: h11.Connection, reader: asyncio.StreamReader) -> h11.Request | None:
     """The next request's head; None when the client closed the connection first."""
+    import h11
+
     while True:
         event = conn.next_event()
         if event is h11.NEED_DATA:
@@ -371,6 +379,8 @@ async def _send(
     with_body: bool = True,
 ) -> None:
     """Write one reply; `with_body` False for HEAD, whose answer has headers only."""
+    import h11
+
     data = json.dumps(reply.body).encode()
     headers = [*reply.headers(close=close), ("Content-Length", str(len(data)))]
     status = HTTPStatus(reply.status)

@@ -10,6 +10,8 @@ import asyncio
 import json
 import logging
 import socket
+import subprocess
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -503,3 +505,11 @@ async def test_a_daemon_without_an_endpoint_says_so() -> None:
     assert rig.daemon.status()["daemon"]["endpoint"] is None
     reply = await rig.daemon.handle({"op": "endpoint-token", "profile": "admin"})
     assert reply["error"]["name"] == "UNKNOWN_OP"
+
+
+def test_an_idle_daemon_does_not_load_h11() -> None:
+    """h11 is imported with the first connection, not with the daemon (bench/ #3's idle RSS)."""
+    probe = "import sys, credd.daemon.run; print('h11' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
