@@ -39,7 +39,7 @@ import logging
 import resource
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -92,7 +92,7 @@ class Reply:
     """One HTTP answer: its status and JSON body."""
 
     status: int
-    body: Mapping[str, Any]
+    body: Mapping[str, Any] = field(repr=False)  # a 200's holds the secret and the token
 
     def headers(self, *, close: bool) -> list[tuple[str, str]]:
         """Its headers but Content-Length; `close`: the connection ends after it."""

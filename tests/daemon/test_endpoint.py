@@ -513,3 +513,15 @@ def test_an_idle_daemon_does_not_load_h11() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_reprs_keep_the_secrets() -> None:
+    """A reply, what is held for a profile, and the endpoint itself show no secret or token."""
+    rig = Rig()
+    reply = rig.endpoint.respond(b"GET", b"/v1/credentials", [])
+    token, _ = rig.endpoint.tokens.mint("admin", 60)
+    served = rig.endpoint.respond(b"GET", b"/v1/credentials", [token.encode()])
+    assert served.status == 200 and served.body["SecretAccessKey"] == SECRET
+    for value in (reply, served, rig.profiles["admin"], rig.endpoint, rig.endpoint.tokens):
+        for canary in (SECRET, SESSION, token, token[18:]):
+            assert canary not in repr(value)
