@@ -29,6 +29,7 @@ class Fault:
     NO_CREDENTIALS = 32  # credential-process: nothing valid held
     POLICY_INVALID = 40
     INTERNAL = 50
+    ENDPOINT_UNAVAILABLE = 60  # the local endpoint cannot listen, or holds too many tokens
 
 
 # Each code's name on the wire ("error": {"code": 21, "name": "UNKNOWN_PROFILE", ...}).
@@ -57,6 +58,7 @@ EXIT_FOR_FAULT: dict[int, int] = {
     Fault.NO_CREDENTIALS: EXIT_FAILED,
     Fault.POLICY_INVALID: EXIT_BAD_INPUT,
     Fault.INTERNAL: EXIT_FAILED,
+    Fault.ENDPOINT_UNAVAILABLE: EXIT_FAILED,
 }
 
 
@@ -144,6 +146,13 @@ class NoCredentialsError(CreddError):
     fault = Fault.NO_CREDENTIALS
 
 
+class EndpointUnavailableError(CreddError):
+    """The local credentials endpoint cannot serve a new token (its port is taken, or too
+    many tokens are live)."""
+
+    fault = Fault.ENDPOINT_UNAVAILABLE
+
+
 class DaemonUnreachableError(CreddError):
     """No credd answers on the control socket."""
 
@@ -185,6 +194,7 @@ EXIT_FOR_ERROR: dict[type, int] = {
     StsError: EXIT_FAILED,
     StsTransientError: EXIT_FAILED,
     NoCredentialsError: EXIT_FAILED,
+    EndpointUnavailableError: EXIT_FAILED,
     DaemonUnreachableError: EXIT_NO_DAEMON,
     UntrustedDaemonError: EXIT_NO_DAEMON,
     SocketPathError: EXIT_BAD_INPUT,

@@ -31,7 +31,16 @@ MAX_REQUEST_BYTES = 16 * 1024
 # A client that sends nothing for this long is disconnected.
 IDLE_TIMEOUT_SECONDS = 10.0
 
-OPS = frozenset({"status", "token", "refresh", "reload", "credential-process", "subscribe", "ping"})
+# The ops the local credentials endpoint answers (credd/daemon/endpoint.py), for `credctl exec`.
+ENDPOINT_OPS = frozenset({"endpoint-token", "endpoint-revoke", "env-credentials"})
+# An endpoint token's life when `endpoint-token` names none (`credctl exec --ttl`), and the most.
+TOKEN_TTL_DEFAULT_SECONDS = 12 * 3600
+TOKEN_TTL_MAX_SECONDS = 7 * 24 * 3600
+
+OPS = frozenset(
+    {"status", "token", "refresh", "reload", "credential-process", "subscribe", "ping"}
+    | ENDPOINT_OPS
+)
 
 _DIGITS = frozenset("0123456789")
 

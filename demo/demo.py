@@ -4,8 +4,10 @@ moto's server on 127.0.0.1 stands in for AWS (IAM and STS). The demo makes an
 IAM user with access keys and a virtual MFA device there, writes them into a
 sandbox HOME as a person would have them, runs `credd run` against it, feeds a
 real TOTP code from that device with `credctl token`, and shows the result:
-status, the credentials file (secrets masked) and the AWS CLI using a chained
-role. Everything it starts, it stops.
+status, the credentials file (secrets masked), the AWS CLI using a chained
+role, and the same role served to a command by `credctl exec` through credd's
+local endpoint, with no credentials file in its reach. Everything it starts, it
+stops.
 """
 
 from __future__ import annotations
@@ -190,6 +192,20 @@ def main() -> int:
             [str(BIN / "aws"), "sts", "get-caller-identity", "--profile", "prod-admin"],
             env,
         )
+        say("A command run by credctl exec: served by credd's local endpoint, no file needed")
+        print(
+            "credctl exec gives the command a token for credd's endpoint on 127.0.0.1 and\n"
+            "AWS_SHARED_CREDENTIALS_FILE=/dev/null; its SDK asks the endpoint again before\n"
+            "the role expires, so a long run never holds a stale session",
+            flush=True,
+        )
+        show([str(BIN / "credctl"), "exec", "prod-admin", "--", "aws", "configure", "list"], env)
+        done = show(
+            [str(BIN / "credctl"), "exec", "prod-admin", "--", "aws", "sts", "get-caller-identity"],
+            env,
+        )
+        if done.returncode != 0:
+            return done.returncode
         say("Stopping everything the demo started")
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(10)

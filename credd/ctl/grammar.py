@@ -81,9 +81,62 @@ def parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="import the AWS console's access-key CSV")
     imp.add_argument("--csv", required=True, metavar="FILE")
     imp.add_argument("--file", metavar="CREDENTIALS", help="credentials file")
+
+    run = sub.add_parser(
+        "exec",
+        help="run a command with a profile's credentials, kept fresh while it runs",
+        usage="credctl exec PROFILE [--env] [--ttl D] -- COMMAND [ARG...]",
+        description=(
+            "Runs COMMAND with PROFILE's credentials served by credd's local endpoint "
+            "(AWS_CONTAINER_CREDENTIALS_FULL_URI and AWS_CONTAINER_AUTHORIZATION_TOKEN), "
+            "which its SDK asks again before they expire. The command sees no credentials "
+            "file (AWS_SHARED_CREDENTIALS_FILE=/dev/null) and no AWS_PROFILE or static "
+            "keys. Exit status: COMMAND's (128+N if signal N ended it, 127 if it could not "
+            "be run); 1, 2 or 3 as for other commands when it is not started."
+        ),
+    )
+    run.add_argument("profile", metavar="PROFILE")
+    run.add_argument(
+        "--env",
+        action="store_true",
+        help="export static AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN and "
+        "AWS_CREDENTIAL_EXPIRATION instead, for tools that read no endpoint (not renewed)",
+    )
+    run.add_argument(
+        "--ttl", metavar="D", help="the token's longest life, e.g. 90m (default: 12h, at most 168h)"
+    )
+    run.add_argument("argv", nargs="*", metavar="COMMAND", help="the command, after --")
     return top
 
 
 def parse(argv: list[str]) -> dict[str, Any]:
     """The command line as a dict of its values; exits 2 with usage on a mistake."""
-    return vars(parser().parse_args(argv))
+    head, command = _split_exec(argv)
+    args = vars(parser().parse_args(head))
+    if command is not None:
+        args["argv"] = [*args["argv"], *command]
+    return args
+
+
+def _split_exec(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """For `exec`, the words before its `--` and the command after it; else (argv, None).
+
+    argparse would read the command's own options as credctl's, and Python 3.11's cannot
+    give a `*` positional the words after `--` once an option comes between them.
+    """
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word == "--":
+            return argv, None
+        if word == "-" or not word.startswith("-"):
+            break
+        # `--socket PATH`, or an abbreviation of it, takes the next word.
+        takes_value = "=" not in word and len(word) > 2 and "--socket".startswith(word)
+        index += 2 if takes_value else 1
+    else:
+        return argv, None
+    if argv[index] != "exec" or "--" not in argv[index:]:
+        return argv, None
+    cut = argv.index("--", index)
+    return argv[:cut], argv[cut + 1 :]

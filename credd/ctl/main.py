@@ -45,6 +45,8 @@ _PLAIN: dict[str, tuple[tuple[str, ...], tuple[str, ...], str | None, int, int |
     "reload": ((), (), None, 0, 0),
     "prompt": ((), (), None, 0, 0),
     "credential-process": ((), (), "profile", 1, 1),
+    # And the options of `exec PROFILE [--env] [--ttl D] -- COMMAND [ARG...]` before its `--`.
+    "exec": (("--ttl",), ("--env",), "profile", 1, 1),
 }
 
 
@@ -72,9 +74,10 @@ def plain_args(words: list[str]) -> dict[str, Any] | None:
     """The common command lines as credd.ctl.grammar would parse them; None for the rest.
 
     Recognised: the global `--socket PATH` and `--debug`, then a command of `_PLAIN`
-    with its options as separate words. The rest (help, `--version`, `import`,
-    `--option=value`, abbreviations, `--`, any word starting with `-` that is not an
-    option here, wrong counts) is left to argparse, which also words the mistakes.
+    with its options as separate words; for `exec`, those up to its `--`, and the
+    command to run after it. The rest (help, `--version`, `import`, `--option=value`,
+    abbreviations, `--` elsewhere, any word starting with `-` that is not an option
+    here, wrong counts) is left to argparse, which also words the mistakes.
     """
     args: dict[str, Any] = {"socket": None, "debug": False}
     rest = list(words)
@@ -89,6 +92,11 @@ def plain_args(words: list[str]) -> dict[str, Any] | None:
     if not rest or rest[0] not in _PLAIN:
         return None
     command = rest.pop(0)
+    if command == "exec":
+        if "--" not in rest:
+            return None
+        cut = rest.index("--")
+        rest, args["argv"] = rest[:cut], rest[cut + 1 :]
     valued, flags, positional, least, most = _PLAIN[command]
     args["command"] = command
     args.update({option[2:]: None for option in valued})
@@ -134,6 +142,10 @@ def _dispatch(args: dict[str, Any], out: TextIO) -> int:
         result = client.request("credential-process", profile=args["profile"])
         out.write(protocol.encode(result).decode("ascii"))
         return 0
+    if command == "exec":
+        from credd.ctl.child import exec_args, exec_command
+
+        return exec_command(client, **exec_args(args))
     raise BadInputError(f"unknown command {command}")
 
 

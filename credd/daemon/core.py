@@ -29,6 +29,7 @@ from credd.adapters.sts import StsClient
 from credd.credentials import Credentials, mask_key_id
 from credd.daemon import planner, requests, summary
 from credd.daemon.custody import CredentialsStore, FileCustody
+from credd.daemon.endpoint import Held
 from credd.daemon.hub import Hub
 from credd.daemon.machine import Action, Decision, Event, View, step
 from credd.errors import (
@@ -76,6 +77,19 @@ class CodeHelper(Protocol):
 
     async def code_needed(self, profile: Profile, message: str) -> str | None:
         """Tell the person a code is needed; return a code if a code command gave one."""
+        ...
+
+
+class EndpointOps(Protocol):
+    """The local credentials endpoint, as the control socket reaches it (daemon.endpoint)."""
+
+    @property
+    def url(self) -> str | None:
+        """Its URL once it listens, else None."""
+        ...
+
+    async def handle(self, op: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Answer one of `protocol.ENDPOINT_OPS` (a CreddError for a failure)."""
         ...
 
 
@@ -130,6 +144,7 @@ class Daemon:
         writer_for: Callable[[Path], CredentialsStore],
         notifier: Notifier | None = None,
         code_helper: CodeHelper | None = None,
+        endpoint: EndpointOps | None = None,
         socket_path: Path | None = None,
         pid: int = 0,
         version: str = "",
@@ -144,6 +159,7 @@ class Daemon:
         self._executor = executor
         self._notifier = notifier
         self._code_helper = code_helper
+        self.endpoint = endpoint
         self._socket_path = socket_path
         self.pid = pid
         self._version = version
@@ -700,6 +716,7 @@ class Daemon:
             "started_at": summary.utc(self._started_at),
             "policy": str(self._policy.path),
             "credentials_file": str(self._policy.credentials_file),
+            "endpoint": self.endpoint.url if self.endpoint is not None else None,
         }
         return summary.status(daemon, self._entries.values())
 
@@ -807,6 +824,19 @@ class Daemon:
         for entry in fresh_plans:
             self._plan(entry)
         self._changed()
+
+    def held(self, name: str) -> Held | None:
+        """What the local endpoint serves for `name`, from memory; None: no such profile."""
+        entry = self._entries.get(name)
+        if entry is None:
+            return None
+        return Held(
+            credentials=entry.credentials,
+            state=entry.state,
+            region=entry.profile.region,
+            role_arn=entry.profile.role_arn,
+            note=entry.last_error,
+        )
 
     def credential_process(self, name: str) -> dict[str, Any]:
         """The AWS `credential_process` JSON for `name`, from memory."""

@@ -45,6 +45,8 @@ async def handle(daemon: Daemon, request: Mapping[str, Any]) -> dict[str, Any]:
         if op == "credential-process":
             name = protocol.optional_str(request, "profile")
             return protocol.ok(daemon.credential_process(name or ""))
+        if op in protocol.ENDPOINT_OPS and daemon.endpoint is not None:
+            return protocol.ok(await daemon.endpoint.handle(op, request))
         raise BadInputError(f"op {op!r} cannot be used here", fault=Fault.UNKNOWN_OP)
     except CreddError as error:
         return protocol.failure_from(error)

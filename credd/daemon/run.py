@@ -19,6 +19,7 @@ from credd.adapters.servicemanager import LoopWatchdog, ServiceNotifier
 from credd.adapters.sts import Boto3Sts, quiet_aws_loggers
 from credd.daemon.codesources import CodeSources
 from credd.daemon.core import HEARTBEAT_SECONDS, Daemon
+from credd.daemon.endpoint import Endpoint
 from credd.daemon.server import ControlServer
 from credd.daemon.sockets import Listener, claim
 from credd.errors import CreddError, PolicyError
@@ -82,16 +83,24 @@ async def _serve(
     notifier = ServiceNotifier(env)
     executor = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="credd-worker")
     code_sources = CodeSources()
+    clock = SystemClock()
+    # Reads the daemon's memory through `held`; listens once `credctl exec` first asks.
+    endpoint = Endpoint(
+        lookup=lambda name: daemon.held(name),  # noqa: PLW0108 (`daemon` is made just below)
+        now=clock.now,
+        port=lambda: daemon.policy.endpoint_port,
+    )
     daemon = Daemon(
         policy=policy,
         load_policy=lambda: load_policy(policy_path, env),
         sts=Boto3Sts(read_timeout=float(env.get("CREDD_STS_READ_TIMEOUT", "15"))),
-        clock=SystemClock(),
+        clock=clock,
         scheduler=ApsScheduler(),
         executor=executor,
         writer_for=_writer,
         notifier=notifier,
         code_helper=code_sources,
+        endpoint=endpoint,
         socket_path=listener.path,
         pid=os.getpid(),
         version=__version__,
@@ -143,6 +152,7 @@ async def _serve(
     except TimeoutError:
         log.error("a credentials-file write did not finish in %ss", STOP_TIMEOUT_SECONDS)
     await server.close()
+    await endpoint.close()
     await code_sources.close()
     executor.shutdown(wait=False, cancel_futures=True)
     return 1 if failures else 0

@@ -39,6 +39,8 @@ How each setting is chosen when the profile leaves it out:
 - `credentials_file`: the policy's key (`~` expanded; a relative path is
   taken from the policy file's directory), then `AWS_SHARED_CREDENTIALS_FILE`,
   then `~/.aws/credentials`.
+- `endpoint_port`: the local credentials endpoint's port on 127.0.0.1; 0 (the
+  default) lets the system choose a free one when the first token is asked for.
 """
 
 from __future__ import annotations
@@ -135,6 +137,7 @@ def parse_policy(
         profiles=resolved.profiles,
         notes=(*checked.warnings, *(Problem("", note) for note in aws.notes), *resolved.warnings),
         blocked=MappingProxyType(dict(resolved.blocked)),
+        endpoint_port=checked.endpoint_port,
     )
 
 

@@ -31,7 +31,7 @@ ROLE_MIN, ROLE_MAX, ROLE_DEFAULT = 900, 43_200, 3_600  # AssumeRole
 ROLE_CHAINED_MAX = 3_600  # AssumeRole called with session credentials
 POLICY_VERSION = 1
 
-TOP_KEYS = ("version", "defaults", "credentials_file", "profiles")
+TOP_KEYS = ("version", "defaults", "credentials_file", "profiles", "endpoint_port")
 DEFAULT_KEYS = ("duration", "refresh_before", "region", "code_command", "notify")
 PROFILE_KEYS = (
     "source_profile",
@@ -108,6 +108,7 @@ class Checked:
     credentials_file: Path
     defaults: Defaults
     entries: Mapping[str, Entry]  # every entry that is a mapping, in file order
+    endpoint_port: int  # the local credentials endpoint's port; 0: chosen by the system
     on_cycles: frozenset[str]  # entries on or above a cycle of source profiles
     errors: tuple[Problem, ...]
     warnings: tuple[Problem, ...]
@@ -221,6 +222,7 @@ class _Validator:
     def check(self, document: object) -> Checked:
         credentials_file = Path(credentials_path(self.env))
         defaults = Defaults()
+        endpoint_port = 0
         entries: dict[str, Entry] = {}
         on_cycles: set[str] = set()
         if document is None:
@@ -234,6 +236,7 @@ class _Validator:
             self.check_keys(document, TOP_KEYS, prefix="")
             self.check_version(document)
             credentials_file = self.credentials_file(document)
+            endpoint_port = self.endpoint_port(document.get("endpoint_port", 0))
             defaults = self.defaults(document.get("defaults"))
             entries = self.entries(document)
             on_cycles = self.check_graph(entries)
@@ -241,6 +244,7 @@ class _Validator:
             credentials_file=credentials_file,
             defaults=defaults,
             entries=entries,
+            endpoint_port=endpoint_port,
             on_cycles=frozenset(on_cycles),
             errors=tuple(self.errors),
             warnings=tuple(self.warnings),
@@ -278,6 +282,16 @@ class _Validator:
                 return expanded if expanded.is_absolute() else self.path.parent / expanded
             self.error("credentials_file", f"must be a path (a string), not {show(value)}")
         return Path(credentials_path(self.env))
+
+    def endpoint_port(self, value: object) -> int:
+        # Only the port: the endpoint listens on 127.0.0.1 and nothing can make it listen wider.
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 65535:
+            return value
+        self.error(
+            "endpoint_port",
+            f"must be a TCP port from 1 to 65535 (or 0: a free one), not {show(value)}",
+        )
+        return 0
 
     def defaults(self, value: object) -> Defaults:
         if value is None:

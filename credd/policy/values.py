@@ -71,6 +71,7 @@ class Policy:
     credentials_file: Path
     profiles: tuple[Profile, ...]  # every source before its dependents, otherwise file order
     notes: tuple[Problem, ...] = ()
+    endpoint_port: int = 0  # the local credentials endpoint's port; 0: chosen by the system
     blocked: Mapping[str, tuple[Problem, ...]] = field(default_factory=_no_blocked)
 
     def get(self, name: str) -> Profile | None:

@@ -29,7 +29,7 @@ NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC).timestamp()
 def test_credctl_starts_on_the_standard_library_alone() -> None:
     """After importing credctl (and running its import path) no heavy library is loaded."""
     probe = (
-        "import sys, credd.ctl.main, credd.ctl.client, credd.protocol;"
+        "import sys, credd.ctl.main, credd.ctl.client, credd.ctl.child, credd.protocol;"
         "import credd.files.csvimport, credd.files.writer;"
         "heavy = [m for m in ('boto3', 'botocore', 'apscheduler', 'yaml', 'sdnotify')"
         " if m in sys.modules]; print(','.join(heavy))"
@@ -134,6 +134,9 @@ PLAIN_LINES = [
     ["reload"],
     ["prompt"],
     ["credential-process", "admin"],
+    ["exec", "admin", "--", "aws", "sts", "get-caller-identity", "--output", "json"],
+    ["exec", "admin", "--env", "--ttl", "1h", "--", "terraform", "apply", "--", "-x"],
+    ["--socket", "/tmp/x.sock", "exec", "--env", "admin", "--", "--"],
 ]
 
 
@@ -145,7 +148,16 @@ def test_the_common_command_lines_skip_argparse(words: list[str]) -> None:
     assert plain == ctlargs.parse(words)
 
 
-COMMANDS = ("token", "status", "refresh", "reload", "prompt", "credential-process", "import")
+COMMANDS = (
+    "token",
+    "status",
+    "refresh",
+    "reload",
+    "prompt",
+    "credential-process",
+    "import",
+    "exec",
+)
 
 WORDS = st.sampled_from(
     [
@@ -157,6 +169,9 @@ WORDS = st.sampled_from(
         "--debug",
         "--csv",
         "--file",
+        "--env",
+        "--ttl",
+        "1h",
         "--version",
         "123456",
         "admin",
@@ -191,6 +206,8 @@ def test_every_daemon_command_exits_3_when_credd_is_not_running(tmp_path: Path) 
         ["reload"],
         ["prompt"],
         ["credential-process", "x"],
+        ["exec", "x", "--", "true"],
+        ["exec", "x", "--env", "--", "true"],
     ):
         done = subprocess.run(
             [CREDCTL, *args], env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL
@@ -208,6 +225,37 @@ def test_a_malformed_code_is_refused_before_any_connection(tmp_path: Path) -> No
     done = subprocess.run([CREDCTL, "token", "12a456"], env=env, capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr == "credctl: error: a code is exactly 6 digits (0-9)\n"
+
+
+def test_exec_keeps_the_commands_own_words() -> None:
+    """Everything after exec's `--` is the command's, however it looks; without `--` the
+    words that look like no option are the command (argparse)."""
+    words = ["--socket", "/s", "exec", "p", "--ttl", "2h", "--", "aws", "--profile", "x", "--"]
+    for args in (ctl.plain_args(words), ctlargs.parse(words)):
+        assert args is not None
+        assert args["argv"] == ["aws", "--profile", "x", "--"]
+        assert (args["profile"], args["ttl"], args["env"]) == ("p", "2h", False)
+    assert ctlargs.parse(["exec", "p", "aws", "s3", "ls"])["argv"] == ["aws", "s3", "ls"]
+    assert ctlargs.parse(["refresh", "--", "exec"])["profiles"] == ["exec"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["exec", "p", "--"], "give the command to run after --"),
+        (["exec", "p", "--ttl", "0s", "--", "true"], "--ttl must be from 1s to 168h"),
+        (["exec", "p", "--ttl", "soon", "--", "true"], "--ttl 'soon' is not a duration"),
+    ],
+)
+def test_exec_mistakes_exit_2_before_any_connection(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    """No command, or a bad --ttl: exit 2 with one line, even with no daemon."""
+    env = {**os.environ, "CREDD_SOCKET": str(tmp_path / "none.sock")}
+    done = subprocess.run([CREDCTL, *args], env=env, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"credctl: error: {message}")
+    assert done.stderr.count("\n") == 1
 
 
 def test_version_and_help() -> None:

@@ -13,12 +13,18 @@ DEMO = Path(__file__).resolve().parents[2] / "demo" / "demo.py"
 
 @pytest.mark.slow
 def test_the_demo_runs_end_to_end() -> None:
-    """Awaiting a code, a real TOTP code fed, every profile fresh, the AWS CLI on the role."""
+    """Awaiting a code, a real TOTP code fed, every profile fresh, the AWS CLI on the role,
+    then `credctl exec prod-admin -- aws sts get-caller-identity` served by the endpoint."""
     done = subprocess.run([sys.executable, str(DEMO)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "awaiting-code" in out
     assert "session-alice-phone renewed; expires" in out
-    assert '"Arn": "arn:aws:sts::123456789012:assumed-role/Admin/credd-prod-admin"' in out
+    role = '"Arn": "arn:aws:sts::123456789012:assumed-role/Admin/credd-prod-admin"'
+    assert out.count(role) == 2, "by --profile from the file, then by credctl exec"
+    exec_part = out.split("A command run by credctl exec")[1]
+    assert "container-role" in exec_part, "the AWS CLI took its keys from the endpoint"
+    assert "shared-credentials-file" not in exec_part
+    assert exec_part.index(role) > exec_part.index("$ credctl exec prod-admin -- aws sts")
     assert "aws_secret_access_key = ****\n" in out
     assert "credd stopped (exit 0)" in out

@@ -3,7 +3,6 @@ written twice, and syntax errors located by line and column."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -64,12 +63,15 @@ profiles:
 """
 
 
-def test_billion_laughs_is_refused_quickly(env: dict[str, str], tmp_path: Path) -> None:
-    """Nested aliases are never expanded: the document is refused in well under a second."""
-    started = time.monotonic()
+@pytest.mark.timeout(20)
+def test_billion_laughs_is_refused_without_expanding(env: dict[str, str], tmp_path: Path) -> None:
+    """Nested aliases are never expanded (a billion strings would not fit in memory, and
+    the timeout ends a run that tried): the document is refused with located problems."""
     found = problems(BILLION_LAUGHS, env, tmp_path)
-    assert time.monotonic() - started < 2
-    assert "a: unknown key; expected one of version, defaults, credentials_file, profiles" in found
+    assert (
+        "a: unknown key; expected one of version, defaults, credentials_file, profiles,"
+        " endpoint_port" in found
+    )
     assert "profiles.s.code_command[0]: must be a string, not a list (quote it)" in found
     assert "profiles.s.region: must be a string, not a list (quote it)" in found
     assert all(len(p) < 300 for p in found)

@@ -469,3 +469,16 @@ def test_hardware_token_serial_is_accepted(env: dict[str, str], tmp_path: Path) 
         P + "  s:\n    source_profile: default\n    mfa_serial: GAHT12345678\n", env, tmp_path
     )
     assert policy.profiles[0].mfa_serial == "GAHT12345678"
+
+
+def test_endpoint_port_is_a_port_number_only(env: dict[str, str], tmp_path: Path) -> None:
+    """`endpoint_port`: 0 (a free port) by default, else 1-65535; an address is refused, so
+    the endpoint can never be told to listen beyond 127.0.0.1."""
+    body = P + "  s:\n" + S
+    assert parse(body, env, tmp_path).endpoint_port == 0
+    assert parse(body + "endpoint_port: 39113\n", env, tmp_path).endpoint_port == 39113
+    for bad in ("0.0.0.0:39113", "'39113'", "70000", "-1", "true", "[1]"):
+        found = problems(body + f"endpoint_port: {bad}\n", env, tmp_path)
+        assert len(found) == 1 and found[0].startswith("endpoint_port: must be a TCP port"), found
+    found = problems(body + "endpoint_host: 0.0.0.0\n", env, tmp_path)
+    assert found[0].startswith("endpoint_host: unknown key; did you mean 'endpoint_port'?")
