@@ -33,11 +33,9 @@ what is held for it), so this module is tested without the daemon.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import resource
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from credd import protocol
 from credd.credentials import Credentials, format_utc
+from credd.daemon.connections import Connections
 from credd.daemon.tokens import TokenStore
 from credd.errors import BadInputError, EndpointUnavailableError, Fault, NoCredentialsError
 from credd.states import State
@@ -126,13 +125,10 @@ class Endpoint:
         self._port = port
         self.tokens = tokens or TokenStore(clock=now)
         self._request_seconds = request_seconds
-        self._max_connections = max_connections or connection_limit()
         self._server: asyncio.Server | None = None
         self._url: str | None = None
         self._starting = asyncio.Lock()
-        self._connections: set[asyncio.Task[Any]] = set()
-        # Connections waiting for a request head, and since when (monotonic).
-        self._idle_since: dict[asyncio.Task[Any], float] = {}
+        self._connections = Connections(max_connections or connection_limit(), "endpoint")
 
     @property
     def url(self) -> str | None:
@@ -267,54 +263,21 @@ class Endpoint:
         """Stop listening and end every open connection. Tokens die with the daemon."""
         if self._server is not None:
             self._server.close()
-        for task in list(self._connections):
-            task.cancel()
-        if self._connections:
-            await asyncio.wait(list(self._connections), timeout=2)
+        await self._connections.close()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         import h11
 
-        task = asyncio.current_task()
-        assert task is not None
-        if len(self._connections) >= self._max_connections and not self._drop_idlest():
-            log.warning("too many endpoint connections, all busy; closing a new one")
-            writer.close()
-            return
-        self._connections.add(task)
-        try:
-            await self._serve(reader, writer)
-        except (ConnectionError, TimeoutError, h11.LocalProtocolError):
-            pass
-        except asyncio.CancelledError:
-            # Ended by close() or to make room: the top of this connection's task.
-            pass
-        finally:
-            self._connections.discard(task)
-            self._idle_since.pop(task, None)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1)
-
-    def _drop_idlest(self) -> bool:
-        """Make room by ending the connection that has waited longest for a request."""
-        if not self._idle_since:
-            return False
-        task = min(self._idle_since, key=self._idle_since.__getitem__)
-        del self._idle_since[task]
-        self._connections.discard(task)
-        task.cancel()
-        log.debug("too many endpoint connections; dropped the longest idle one")
-        return True
+        await self._connections.serve(
+            writer, lambda: self._serve(reader, writer), quiet=(h11.LocalProtocolError,)
+        )
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         import h11
 
-        task = asyncio.current_task()
-        assert task is not None
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
         for _ in range(MAX_REQUESTS_PER_CONNECTION):
-            self._idle_since[task] = time.monotonic()
+            self._connections.idle()
             try:
                 async with asyncio.timeout(self._request_seconds):
                     request = await _read_head(conn, reader)
@@ -329,7 +292,7 @@ class Endpoint:
                     await _send(writer, conn, Reply(status, {"Message": status.phrase}), close=True)
                 return
             finally:
-                self._idle_since.pop(task, None)
+                self._connections.busy()
             if request is None:
                 return
             if len(request.headers) > MAX_HEADERS:

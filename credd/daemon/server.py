@@ -9,14 +9,13 @@ stall the loop or the other clients.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import resource
-import time
 from typing import Any
 
 from credd import protocol
+from credd.daemon.connections import Connections
 from credd.daemon.core import Daemon
 from credd.daemon.sockets import Listener
 from credd.errors import BadInputError, Fault
@@ -43,10 +42,7 @@ class ControlServer:
         self._listener = listener
         self._daemon = daemon
         self._server: asyncio.AbstractServer | None = None
-        self._connections: set[asyncio.Task[Any]] = set()
-        # Connections waiting for their next request line, and since when (monotonic).
-        self._idle_since: dict[asyncio.Task[Any], float] = {}
-        self._max_connections = connection_limit()
+        self._connections = Connections(connection_limit(), "control")
         self._uid = os.getuid()
 
     async def start(self) -> None:
@@ -63,54 +59,21 @@ class ControlServer:
     async def close(self) -> None:
         """Stop accepting and end every open connection."""
         self.stop_accepting()
-        for task in list(self._connections):
-            task.cancel()
-        if self._connections:
-            await asyncio.wait(list(self._connections), timeout=2)
+        await self._connections.close()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        if len(self._connections) >= self._max_connections and not self._drop_idlest():
-            log.warning("too many control connections, all busy; closing a new one")
-            writer.close()
-            return
-        self._connections.add(task)
-        try:
-            uid = peer_uid(writer.get_extra_info("socket"))
-            if uid != self._uid:
-                log.warning("refused a control connection from uid %d", uid)
-                return
-            await self._serve(reader, writer)
-        except (ConnectionError, TimeoutError):
-            pass
-        except asyncio.CancelledError:
-            # Ended by close() or to make room: the top of this connection's task, so the
-            # cancellation stops here (asyncio would log it as an error otherwise).
-            pass
-        finally:
-            self._connections.discard(task)
-            self._idle_since.pop(task, None)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1)
+        await self._connections.serve(writer, lambda: self._checked(reader, writer))
 
-    def _drop_idlest(self) -> bool:
-        """Make room by ending the connection that has waited longest for a request."""
-        if not self._idle_since:
-            return False
-        task = min(self._idle_since, key=self._idle_since.__getitem__)
-        del self._idle_since[task]
-        self._connections.discard(task)
-        task.cancel()
-        log.debug("too many control connections; dropped the longest idle one")
-        return True
+    async def _checked(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        uid = peer_uid(writer.get_extra_info("socket"))
+        if uid != self._uid:
+            log.warning("refused a control connection from uid %d", uid)
+            return
+        await self._serve(reader, writer)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
         while True:
-            self._idle_since[task] = time.monotonic()
+            self._connections.idle()
             try:
                 line = await asyncio.wait_for(reader.readline(), protocol.IDLE_TIMEOUT_SECONDS)
             except TimeoutError:
@@ -124,7 +87,7 @@ class ControlServer:
                     ),
                 )
                 return
-            self._idle_since.pop(task, None)
+            self._connections.busy()
             if not line:
                 return
             try:
