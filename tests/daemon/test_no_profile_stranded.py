@@ -27,7 +27,6 @@ import contextlib
 import logging
 import os
 from collections.abc import Coroutine
-from concurrent.futures import Executor, Future
 from datetime import timedelta
 from typing import Any
 
@@ -40,7 +39,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-from support.fakes import FakeClock, MemorySts, MemoryWriter, make_policy, make_rig
+from support.fakes import FakeClock, HeldExecutor, MemorySts, MemoryWriter, make_policy, make_rig
 
 from credd.credentials import Credentials
 from credd.daemon.core import Entry
@@ -116,34 +115,6 @@ class CanarySts(MemorySts):
             f"{CANARY}TOKEN{self.counter}",
             issued.expires_at,
         )
-
-
-class HeldExecutor(Executor):
-    """Holds every submitted call until a rule runs it: STS calls and writes in flight."""
-
-    def __init__(self) -> None:
-        self.held: list[tuple[Future[Any], Any]] = []
-        self.submitted = 0
-
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
-        self.submitted += 1
-        future: Future[Any] = Future()
-        self.held.append((future, lambda: fn(*args, **kwargs)))
-        return future
-
-    def run(self, index: int) -> None:
-        future, call = self.held.pop(index)
-        # A held call counts as under way (its request may have reached AWS): it runs even
-        # if the caller has given up on it, as a worker thread would.
-        running = future.set_running_or_notify_cancel()
-        try:
-            result = call()
-        except BaseException as error:
-            if running:
-                future.set_exception(error)
-        else:
-            if running:
-                future.set_result(result)
 
 
 class Told:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from support.fakes import (
     LONG_TERM,
+    HeldExecutor,
     MemorySts,
     MemoryWriter,
     Rig,
@@ -217,26 +218,6 @@ async def test_the_old_writer_is_closed_off_the_event_loop() -> None:
             await asyncio.sleep(0.01)
     assert writer.close_thread is not None
     assert writer.close_thread != threading.get_ident()
-
-
-class HeldExecutor(Executor):
-    """Runs submitted work only when the test says so (a busy pool, made deterministic)."""
-
-    def __init__(self) -> None:
-        self.held: list[tuple[Future[Any], Any]] = []
-
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        self.held.append((future, lambda: fn(*args, **kwargs)))
-        return future
-
-    def run_all(self) -> None:
-        while self.held:
-            future, call = self.held.pop(0)
-            try:
-                future.set_result(call())
-            except BaseException as error:
-                future.set_exception(error)
 
 
 async def test_a_batch_lands_in_the_file_in_force_when_it_was_flushed() -> None:

@@ -119,6 +119,43 @@ class InlineExecutor(Executor):
         return future
 
 
+class HeldExecutor(Executor):
+    """Holds every submitted call until the test runs it: STS calls and writes in flight.
+
+    A held call counts as under way (its request may have reached AWS): it runs even if
+    the caller has given up on it, as a worker thread would.
+    """
+
+    def __init__(self) -> None:
+        self.held: list[tuple[Future[Any], Callable[[], Any]]] = []
+        self.submitted = 0
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Hold `fn` until `run` or `run_all`."""
+        self.submitted += 1
+        future: Future[T] = Future()
+        self.held.append((future, lambda: fn(*args, **kwargs)))
+        return future
+
+    def run(self, index: int) -> None:
+        """Run the held call at `index` (its result goes to a caller still waiting)."""
+        future, call = self.held.pop(index)
+        running = future.set_running_or_notify_cancel()
+        try:
+            result = call()
+        except BaseException as error:
+            if running:
+                future.set_exception(error)
+        else:
+            if running:
+                future.set_result(result)
+
+    def run_all(self) -> None:
+        """Run every held call, oldest first."""
+        while self.held:
+            self.run(0)
+
+
 @dataclass
 class StsCallRecord:
     """One call the fake STS received (no secrets kept)."""
