@@ -28,8 +28,8 @@ def profile_names(env: Mapping[str, str]) -> list[str]:
     try:
         status = Client(paths.socket_path(env), timeout=DAEMON_TIMEOUT_SECONDS).request("status")
         return [str(profile["name"]) for profile in status["profiles"]]
-    except CreddError:
-        pass
+    except (CreddError, OSError, KeyError, TypeError):
+        pass  # no daemon answers (or not as expected): the policy says
     try:
         document, _ = parse_yaml(read_policy(Path(paths.policy_path(env))))
     except CreddError:

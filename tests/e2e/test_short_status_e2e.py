@@ -8,14 +8,17 @@ most pressing first and at most two, and counts the others with the soonest expi
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.daemon import MFA_SERIAL, Sandbox
+from support.daemon import CREDCTL, MFA_SERIAL, Sandbox
 from support.fake_sts import FakeSts
 
 pytestmark = pytest.mark.slow
+
+COMMANDS_MD = Path(__file__).resolve().parents[2] / "docs" / "commands.md"
 
 ROLES = 99
 POLICY = (
@@ -69,6 +72,34 @@ def test_one_short_line_whatever_the_number_of_profiles(box: Sandbox) -> None:
     assert re.fullmatch(r"100 ok (59m|1h00m)", line), line
     assert re.fullmatch(r"11h5\dm|12h00m", short(box, "session-alice"))
     assert re.fullmatch(r"59m|1h00m", short(box, "role-42"))
+
+    # The recipes of docs/commands.md, in the real shells: the prompt ends with the line.
+    assert re.fullmatch(r".*:.* \[100 ok (59m|1h00m)\][$#] ", prompt(box, "bash")), line
+    assert re.fullmatch(r".*:.* \[100 ok (59m|1h00m)\]# ", prompt(box, "zsh"))
+    assert re.fullmatch(r".* \[11h5\dm\]# ", prompt(box, "zsh", "session-alice"))
+    assert box.stop() == 0
+    assert " [" not in prompt(box, "bash") and " [" not in prompt(box, "zsh")
+
+
+def prompt(box: Sandbox, shell: str, *args: str) -> str:
+    """The prompt `shell` shows with the recipe of docs/commands.md (its `__credd_ps1`
+    called with `args`), expanded as the shell expands it before each command."""
+    text = COMMANDS_MD.read_text()
+    function = next(line for line in text.splitlines() if line.startswith("__credd_ps1()"))
+    setting = next(line for line in text.splitlines() if line.endswith(f"# {shell}"))
+    if args:
+        setting = setting.replace("$(__credd_ps1)", f"$(__credd_ps1 {' '.join(args)})")
+    show = 'printf "%s" "${PS1@P}"' if shell == "bash" else 'print -nP -- "$PROMPT"'
+    command = [shell, "--norc", "-c"] if shell == "bash" else [shell, "-f", "-c"]
+    done = subprocess.run(
+        [*command, f"{function}\n{setting}\n{show}"],
+        env={**box.env, "PATH": f"{Path(CREDCTL).parent}:{box.env['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def test_short_for_a_profile_credd_does_not_keep_exits_2(box: Sandbox) -> None:
