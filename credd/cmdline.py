@@ -132,7 +132,6 @@ class Command:
     group (`credd keys list`): it then has subcommands and no options or positionals of
     its own. `rest` names its last positional (ANY) that also takes every word after a
     `--` (`credctl exec PROFILE -- COMMAND...`); `usage` replaces the generated usage line.
-    A `hidden` command is parsed but left out of help and completion.
     """
 
     __slots__ = (
@@ -140,7 +139,6 @@ class Command:
         "common",
         "description",
         "exits",
-        "hidden",
         "name",
         "options",
         "positionals",
@@ -162,7 +160,6 @@ class Command:
         commands: Sequence[Command] = (),
         rest: str | None = None,
         usage: str | None = None,
-        hidden: bool = False,
     ) -> None:
         self.name = name
         self.summary = summary
@@ -174,7 +171,6 @@ class Command:
         self.commands = tuple(commands)
         self.rest = rest
         self.usage = usage
-        self.hidden = hidden
         self._check()
 
     def _check(self) -> None:

@@ -95,7 +95,7 @@ class Built:
         )
         for command in commands:
             path = f"{prefix} {command.name}".strip()
-            extra: dict[str, Any] = {} if command.hidden else {"help": command.summary}
+            extra: dict[str, Any] = {"help": command.summary}
             if command.usage is not None:
                 extra["usage"] = command.usage
             child = sub.add_parser(
@@ -209,7 +209,7 @@ def parse(
 ) -> dict[str, Any]:
     """The command line as a dict of its values (credd.cmdline); exits 2 with usage on a
     mistake, 0 after --help or --version."""
-    head, after = split_rest(program, list(words))
+    head, after = _split_rest(program, list(words))
     built = build(program, env)
     values = vars(built.top.parse_args(head))
     path = " ".join(values.pop(key) for key in sorted(k for k in values if k.startswith(_GIVEN)))
@@ -241,7 +241,7 @@ def _command_at(program: Program, path: str) -> Command:
     return command
 
 
-def split_rest(program: Program, words: list[str]) -> tuple[list[str], list[str] | None]:
+def _split_rest(program: Program, words: list[str]) -> tuple[list[str], list[str] | None]:
     """For a command with a `rest` (`exec`), the words before its `--` and those after it.
 
     argparse would read the command's own options as the program's, and Python 3.11's cannot

@@ -63,15 +63,15 @@ def _describe(text: str) -> str:
 
 def _nodes(program: Program) -> list[_Node]:
     top = _Node("")
-    top.subs = [(c.name, _describe(c.summary)) for c in program.commands if not c.hidden]
+    top.subs = [(c.name, _describe(c.summary)) for c in program.commands]
     top.opts = [(o.flag, _kind(o), _describe(o.help)) for o in program.common]
     top.opts += [("--version", "", "show the version"), ("--help", "", "show help")]
     nodes = [top]
-    pending: list[tuple[str, Command]] = [(c.name, c) for c in program.commands if not c.hidden]
+    pending: list[tuple[str, Command]] = [(c.name, c) for c in program.commands]
     while pending:
         path, command = pending.pop(0)
         node = _Node(path)
-        node.subs = [(c.name, _describe(c.summary)) for c in command.commands if not c.hidden]
+        node.subs = [(c.name, _describe(c.summary)) for c in command.commands]
         options = [*command.options, *program.common_options(command)]
         node.opts = [(o.flag, _kind(o), _describe(o.help)) for o in options]
         node.opts.append(("--help", "", "show help"))
@@ -79,7 +79,7 @@ def _nodes(program: Program) -> list[_Node]:
         node.repeat = bool(command.positionals) and command.positionals[-1].nargs == ANY
         node.rest = command.rest is not None
         nodes.append(node)
-        pending += [(f"{path} {c.name}", c) for c in command.commands if not c.hidden]
+        pending += [(f"{path} {c.name}", c) for c in command.commands]
     for node in nodes:
         words = [node.path, *(s for s, _ in node.subs), *(f + k for f, k, _ in node.opts)]
         words += node.pos

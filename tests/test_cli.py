@@ -138,11 +138,11 @@ def test_a_common_option_a_command_does_not_take_is_refused(
 def commands_of(table: Program) -> dict[str, Command]:
     """Each command by its path, as typed (`keys list`)."""
     paths: dict[str, Command] = {}
-    pending = [(c.name, c) for c in table.commands if not c.hidden]
+    pending = [(c.name, c) for c in table.commands]
     while pending:
         path, command = pending.pop(0)
         paths[path] = command
-        pending += [(f"{path} {c.name}", c) for c in command.commands if not c.hidden]
+        pending += [(f"{path} {c.name}", c) for c in command.commands]
     return paths
 
 
