@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from credd import cmdparser
 from credd.cmdline import fast_parse
@@ -173,42 +171,6 @@ COMMANDS = (
     "import",
     "exec",
 )
-
-WORDS = st.sampled_from(
-    [
-        *COMMANDS,
-        "--profile",
-        "--json",
-        "--short",
-        "--socket",
-        "--debug",
-        "--csv",
-        "--file",
-        "--env",
-        "--ttl",
-        "1h",
-        "--version",
-        "123456",
-        "admin",
-        "",
-        "a b",
-        "-x",
-        "-5",
-        "-",
-        "--",
-        "--prof",
-        "--profile=admin",
-        "-h",
-    ]
-)
-
-
-@given(st.lists(WORDS, max_size=6))
-def test_the_fast_parser_agrees_with_argparse(words: list[str]) -> None:
-    """Whatever the fast path accepts, argparse (credd.cmdparser) parses to the same values."""
-    plain = plain_args(words)
-    if plain is not None:
-        assert parse(words) == plain
 
 
 def test_every_daemon_command_exits_3_when_credd_is_not_running(tmp_path: Path) -> None:
