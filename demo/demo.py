@@ -12,6 +12,7 @@ stops.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -223,11 +224,12 @@ def main() -> int:
 
 
 def _all_fresh(env: dict[str, str]) -> bool:
+    # `status --short` counts profiles still pending among the good ones: ask for each state.
     done = subprocess.run(
-        [str(BIN / "credctl"), "status", "--short"], env=env, capture_output=True, text=True
+        [str(BIN / "credctl"), "status", "--json"], env=env, capture_output=True, text=True
     )
     return done.returncode == 0 and all(
-        re.search(r" \d+[hms]", part) for part in done.stdout.strip().split(" | ")
+        profile["state"] == "fresh" for profile in json.loads(done.stdout)["profiles"]
     )
 
 
