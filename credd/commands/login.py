@@ -19,7 +19,9 @@ daemon writes (`Credentials.as_file_keys`):
 - code: `--token-code`, else asked without echo on a terminal, else one line
   of stdin (`ykman oath accounts code --single aws | credd login`);
 - region: `AWS_REGION` / `AWS_DEFAULT_REGION`, else the source's `region` in
-  the AWS config, else the partition's STS region (us-east-1).
+  the AWS config, else the partition's STS region (us-east-1). A target with
+  no section in the AWS config gets `[profile NAME]` with that region, once
+  (credd.files.awsconfig), so `aws --profile NAME` works at once.
 
 Exit 0 written; 1 AWS refused (wrong or used code, bad keys) or the file could
 not be written; 2 bad input. Nothing secret is ever printed: the key id only
@@ -41,6 +43,7 @@ from credd.adapters.sts import Boto3Sts, StsClient
 from credd.credentials import format_utc, mask_key_id
 from credd.daemon import planner
 from credd.errors import BadInputError, CreddError
+from credd.files.awsconfig import add_region, section_for
 from credd.files.lookup import AwsFiles
 from credd.files.writer import CredentialsWriter
 from credd.partitions import default_region
@@ -68,7 +71,7 @@ def run_login(
 ) -> int:
     """Renew one MFA session into the credentials file; the exit status (module doc)."""
     try:
-        return _Login(args, env=env, stdin=stdin, out=out).run(sts, clock or _now)
+        return _Login(args, env=env, stdin=stdin, out=out, err=err).run(sts, clock or _now)
     except CreddError as error:
         err.write(f"credd: error: {' '.join(error.message.split())}\n")
         return error.exit_status
@@ -116,11 +119,13 @@ class _Login:
         env: Mapping[str, str],
         stdin: TextIO,
         out: TextIO,
+        err: TextIO,
     ) -> None:
         self.args = args
         self.env = env
         self.stdin = stdin
         self.out = out
+        self.err = err
         self.tty = _isatty(stdin)
 
     def run(self, sts: StsClient | None, now: Callable[[], datetime]) -> int:
@@ -163,8 +168,21 @@ class _Login:
             f"To use these credentials, specify --profile {target} when running AWS CLI"
             " commands\n"
         )
+        self._add_region(aws.config_path, target, region)
         self.out.flush()
         return EXIT_OK
+
+    def _add_region(self, config: Path, target: str, region: str) -> None:
+        """Give a new profile its region in the AWS config (SPEC.md "Region for new profiles")."""
+        where = display_path(config, self.env)
+        try:
+            if add_region(config, target, region):
+                self.out.write(f"added [{section_for(target)}] with region {region} to {where}\n")
+        except CreddError as error:
+            self.err.write(
+                f"credd: warning: the region of {target} was not added to {where}:"
+                f" {' '.join(error.message.split())}\n"
+            )
 
     def _duration(self) -> int:
         duration: int | None = self.args.duration_seconds

@@ -40,6 +40,7 @@ from credd.errors import (
     PolicyError,
     StsTransientError,
 )
+from credd.files.awsconfig import RegionRecorder
 from credd.files.writer import FileHealth
 from credd.policy import Policy, Profile
 from credd.policy.filecheck import blocked_by_file
@@ -132,6 +133,7 @@ class Daemon:
         writer_for: Callable[[Path], CredentialsStore],
         notifier: Notifier | None = None,
         code_helper: CodeHelper | None = None,
+        regions: RegionRecorder | None = None,
         socket_path: Path | None = None,
         pid: int = 0,
         version: str = "",
@@ -146,6 +148,7 @@ class Daemon:
         self._executor = executor
         self._notifier = notifier
         self._code_helper = code_helper
+        self._regions = regions
         self._socket_path = socket_path
         self.pid = pid
         self._version = version
@@ -613,6 +616,15 @@ class Daemon:
         if target is not None and target.credentials is creds:
             target.unwritten = False
             self._event(target, Event.WRITTEN)
+            self._record_region(target.profile)
+
+    def _record_region(self, profile: Profile) -> None:
+        """Give a profile written for the first time its region in the AWS config, if it has
+        no section there (SPEC.md "Region for new profiles")."""
+        regions = self._regions
+        if regions is not None and regions.claim(profile.name):
+            name, region = profile.name, profile.region
+            self._spawn(self._in_thread(lambda: regions.add(name, region)))
 
     async def _write_held(self, entry: Entry) -> None:
         """Write the credentials held again (a write failed, or another program lost them)."""

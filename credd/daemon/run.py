@@ -22,6 +22,7 @@ from credd.daemon.core import HEARTBEAT_SECONDS, Daemon
 from credd.daemon.server import ControlServer
 from credd.daemon.sockets import Listener, claim
 from credd.errors import CreddError, PolicyError
+from credd.files.awsconfig import RegionRecorder
 from credd.files.writer import CredentialsWriter
 from credd.policy import Policy, load_policy
 
@@ -92,6 +93,7 @@ async def _serve(
         writer_for=_writer,
         notifier=notifier,
         code_helper=code_sources,
+        regions=RegionRecorder.from_env(env),
         socket_path=listener.path,
         pid=os.getpid(),
         version=__version__,

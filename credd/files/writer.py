@@ -56,7 +56,7 @@ import re
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -290,6 +290,33 @@ class CredentialsWriter:
                 self._write_all(target, _merged(late, updates))
                 self._checked(seen)
 
+    def add_section(
+        self,
+        section: str,
+        keys: Mapping[str, str],
+        *,
+        present: Callable[[Collection[str]], bool],
+    ) -> bool:
+        """Add `section` with `keys`, unless `present(the file's section names)`; whether added.
+
+        The question is asked of the file as read under the lock, just before the write,
+        so a section someone adds meanwhile is never changed. Used for the AWS config file,
+        where `[profile x]` and `[profile "x"]` are one profile: `present` knows that.
+        """
+        with self._thread_lock:
+            target = self._target()
+            self._make_dir(target.parent)
+            with self._flock(target):
+                self._sweep(target)
+                found: list[bool] = []
+
+                def skip(sections: Mapping[str, Mapping[str, str]]) -> bool:
+                    found.append(present(list(sections)))
+                    return found[-1]
+
+                self._write_all(target, {section: dict(keys)}, skip=skip)
+                return not found[-1]
+
     def close(self) -> None:
         """Let go of the replaced files still held (when the daemon moves to another file)."""
         with self._thread_lock:
@@ -381,9 +408,15 @@ class CredentialsWriter:
         self._replaced.remove(replaced)
         os.close(replaced.fd)
 
-    def _write_all(self, target: Path, updates: Mapping[str, Mapping[str, str | None]]) -> None:
+    def _write_all(
+        self,
+        target: Path,
+        updates: Mapping[str, Mapping[str, str | None]],
+        *,
+        skip: Callable[[Mapping[str, Mapping[str, str]]], bool] | None = None,
+    ) -> None:
         for _ in range(self._max_attempts):
-            if self._write_once(target, updates):
+            if self._write_once(target, updates, skip):
                 return
             log.info("%s changed while credd was writing it; writing again", self.path)
         raise FileWriteError(
@@ -424,10 +457,20 @@ class CredentialsWriter:
                 return snapshot  # settled (or stamped in the future: nothing to wait for)
             self._sleep(min((self._settle_ns - age) / 1e9, left))
 
-    def _write_once(self, target: Path, updates: Mapping[str, Mapping[str, str | None]]) -> bool:
-        """One read-apply-write round; False when the file changed under it."""
+    def _write_once(
+        self,
+        target: Path,
+        updates: Mapping[str, Mapping[str, str | None]],
+        skip: Callable[[Mapping[str, Mapping[str, str]]], bool] | None = None,
+    ) -> bool:
+        """One read-apply-write round; False when the file changed under it.
+
+        `skip(the sections read)` true: nothing to write after all.
+        """
         before = self._settled_snapshot(target)
         text = self._decode(before.data) if before else ""
+        if skip is not None and skip(credfile.parse(text, path=str(self.path))):
+            return True
         new_text = credfile.apply(text, updates, path=str(self.path))
         if before is not None and new_text == text:
             return True
@@ -581,8 +624,7 @@ class CredentialsWriter:
 
     def _write_error(self, error: OSError) -> FileWriteError:
         return FileWriteError(
-            f"{self.path}: cannot write the credentials file ({errno_text(error)});"
-            " the file was left unchanged"
+            f"{self.path}: cannot be written ({errno_text(error)}); the file was left unchanged"
         )
 
     def _read_error(self, error: OSError) -> CredentialsFileError:

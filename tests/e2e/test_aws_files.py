@@ -13,11 +13,12 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.daemon import CREDD, LONG_TERM_KEY_ID, LONG_TERM_SECRET, Sandbox
+from support.daemon import AWS, CREDD, LONG_TERM_KEY_ID, LONG_TERM_SECRET, MFA_SERIAL, Sandbox
 from support.fake_sts import FakeSts
 from support.systemd_user import ensure_account
 from support.user_venv import installed_venv
@@ -192,3 +193,74 @@ def test_the_daemon_blocks_at_start_asks_no_code_and_recovers_on_reload(
     assert done.returncode == 0, done.stderr
     box.wait_states({"session-alice": "fresh", "prod-admin": "fresh"})
     assert LONG_TERM_SECRET not in box.log_text()
+
+
+POLICY_NO_REGION = f"""version: 1
+profiles:
+  session-alice:
+    source_profile: default
+    mfa_serial: {MFA_SERIAL}
+  prod-admin:
+    source_profile: session-alice
+    role_arn: arn:aws:iam::123456789012:role/Admin
+"""
+CONFIG = (
+    "# mine\n[default]\nregion = eu-west-1\n\n"
+    "[sso-session corp]\nsso_region = us-east-1\n"
+    "[profile prod-admin]\noutput = json\n"
+)
+
+
+class NoRegionSandbox(Sandbox):
+    """The sandbox with no AWS_REGION or AWS_DEFAULT_REGION: the region is only under
+    [default] in ~/.aws/config, as on the machine the issue was seen on."""
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The sandbox's environment less the region variables."""
+        env = dict(super().env)
+        env.pop("AWS_REGION")
+        env.pop("AWS_DEFAULT_REGION")
+        return env
+
+
+def caller_identity(box: Sandbox, profile: str) -> subprocess.CompletedProcess[str]:
+    """The real AWS CLI, `sts get-caller-identity` with `--profile`."""
+    return subprocess.run(
+        [AWS, "--profile", profile, "sts", "get-caller-identity", "--output", "json"],
+        env=box.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_new_profile_gets_its_region_so_the_aws_cli_works_at_once(
+    tmp_path: Path, fake_sts: FakeSts
+) -> None:
+    """The daemon writes session-alice and prod-admin: session-alice, with no config section,
+    gets `[profile session-alice]` with the region credd used ([default]'s), appended with
+    every other byte kept; prod-admin's existing section is not touched. `aws --profile
+    session-alice` then works; without that section it would not."""
+    box = NoRegionSandbox(tmp_path, fake_sts.url, policy_text=POLICY_NO_REGION)
+    config = box.home / ".aws" / "config"
+    config.write_text(CONFIG)
+    try:
+        box.start()
+        assert box.ctl("token", "123456").returncode == 0
+        box.wait_states({"session-alice": "fresh", "prod-admin": "fresh"})
+        deadline = time.monotonic() + 20
+        while "[profile session-alice]" not in config.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert config.read_text() == CONFIG + "\n[profile session-alice]\nregion = eu-west-1\n"
+
+        done = caller_identity(box, "session-alice")
+        assert done.returncode == 0, done.stderr
+        assert '"Account"' in done.stdout
+
+        config.write_text(CONFIG)  # the control: the region under [default] is not enough
+        done = caller_identity(box, "session-alice")
+        assert done.returncode != 0
+        assert "You must specify a region" in done.stderr
+    finally:
+        box.close()
