@@ -76,6 +76,8 @@ class Home:
             "AWS_ENDPOINT_URL": self.sts_url,
             "AWS_EC2_METADATA_DISABLED": "true",
             "NO_PROXY": "127.0.0.1,localhost",
+            # No daemon answers here: login works alone (tests/e2e/test_login_daemon.py).
+            "CREDD_SOCKET": str(self.root / "no-daemon" / "credd.sock"),
         }
 
     def login(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
