@@ -149,7 +149,19 @@ class _Resolver:
         if refresh_before is None:
             refresh_before = REFRESH_BEFORE_DEFAULT
             refresh_place = f"{place}.refresh_before (default 15m)"
-        if refresh_before >= duration:
+        if entry.refresh_before is None and refresh_before * 2 > duration:
+            # Inherited, not chosen for this profile: a 15m role (AWS's minimum) is valid
+            # as it is. The planner never renews in the first half of a life anyway.
+            capped = duration // 2
+            self.warn(
+                entry,
+                refresh_place,
+                f"{format_duration(refresh_before)} capped to {format_duration(capped)},"
+                f" half the duration {format_duration(duration)}: credd renews no sooner"
+                " than halfway through a session's life",
+            )
+            refresh_before = capped
+        elif refresh_before >= duration:
             self.error(
                 entry,
                 refresh_place,
