@@ -31,7 +31,18 @@ MAX_REQUEST_BYTES = 16 * 1024
 # A client that sends nothing for this long is disconnected.
 IDLE_TIMEOUT_SECONDS = 10.0
 
-OPS = frozenset({"status", "token", "refresh", "reload", "credential-process", "subscribe", "ping"})
+OPS = frozenset(
+    {
+        "status",
+        "token",
+        "code-target",
+        "refresh",
+        "reload",
+        "credential-process",
+        "subscribe",
+        "ping",
+    }
+)
 
 _DIGITS = frozenset("0123456789")
 

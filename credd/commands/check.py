@@ -32,6 +32,9 @@ def run_check(policy_path: Path, env: Mapping[str, str], out: TextIO, err: TextI
         err.writelines(f"{line}\n" for line in problems)
         return EXIT_INVALID
     out.write(format_summary(policy))
+    count = len(policy.warnings)
+    noted = f", with {count} warning{'s' if count != 1 else ''} above" if count else ""
+    out.write(f"\n{policy.path}: the policy is valid{noted}\n")
     return EXIT_VALID
 
 

@@ -452,6 +452,14 @@ class Daemon:
             "waiting": [e.name for e in self._entries.values() if e.state is State.AWAITING_CODE],
         }
 
+    def code_target(self, name: str | None) -> str:
+        """The profile a code for `name` (None: whichever waits longest) would renew now.
+
+        Asked by `credctl token` on a terminal, to name the profile before the code is
+        typed; the same refusals as feeding a code, so none is typed in vain.
+        """
+        return self._code_target(name).name
+
     async def _feed(self, entry: Entry, code: str) -> Entry:
         """Renew `entry` with a code and wait for the result; returns the entry it served.
 
@@ -472,9 +480,7 @@ class Daemon:
         if name is not None:
             entry = self._entries.get(name)
             if entry is None:
-                raise BadInputError(
-                    f"no profile {name!r} in the policy", fault=Fault.UNKNOWN_PROFILE
-                )
+                raise BadInputError(f"no profile {name} in the policy", fault=Fault.UNKNOWN_PROFILE)
             if not entry.profile.needs_code:
                 raise BadInputError(
                     f"{name} takes no MFA code (a role renewed on its source)",
@@ -907,7 +913,7 @@ class Daemon:
         """The AWS `credential_process` JSON for `name`, from memory."""
         entry = self._entries.get(name)
         if entry is None:
-            raise BadInputError(f"no profile {name!r} in the policy", fault=Fault.UNKNOWN_PROFILE)
+            raise BadInputError(f"no profile {name} in the policy", fault=Fault.UNKNOWN_PROFILE)
         creds = entry.credentials
         if creds is None or not creds.is_valid_at(self._clock.now()):
             raise NoCredentialsError(

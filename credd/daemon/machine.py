@@ -142,6 +142,9 @@ def step(
         when = now + timedelta(seconds=planner.backoff_delay(attempts, rand=lambda: jitter))
         return Decision(State.ERROR, when=when, error=error, attempts=attempts)
     if event is Event.WAITING_FOR_SOURCE:
+        if view.expires_at is None:
+            # Never obtained: nothing has expired, and waiting for the source is no error.
+            return Decision(State.PENDING)
         return Decision(State.FRESH if valid else State.EXPIRED, error=error)
     if event is Event.BLOCKED:
         return Decision(State.ERROR, error=error)

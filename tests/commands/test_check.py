@@ -113,7 +113,7 @@ def test_missing_source_profile_exits_2(env: dict[str, str], tmp_path: Path) -> 
     assert (status, out) == (2, "")
     assert err.splitlines() == [
         f"{path}: 1 profile cannot be renewed",
-        "  profiles.session-MFADeviceName.source_profile: 'ghost' is neither in the policy"
+        "  profiles.session-MFADeviceName.source_profile: ghost is neither in the policy"
         f" nor in {tmp_path / 'home' / '.aws' / 'config'}"
         f" or {tmp_path / 'home' / '.aws' / 'credentials'}",
     ]

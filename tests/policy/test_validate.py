@@ -305,7 +305,7 @@ ERROR_CASES = [
         "MFA session with no device anywhere",
         P + "  s:\n    source_profile: plain\n",
         "profiles.s.mfa_serial",
-        "missing, and the source profile 'plain' names none",
+        "missing, and the source profile plain names none",
     ),
     (
         "MFA session on a managed profile",
