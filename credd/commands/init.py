@@ -378,9 +378,11 @@ class _Init:
             return EXIT_INVALID
         problems = problem_lines(policy)
         self.say(f"\nThe policy, as `credd check` will read it ({self.policy_path}):\n")
-        self.out.write(format_summary(policy))
-        for line in problems:
-            self.say(line)
+        if problems:
+            for line in problems:
+                self.say(line)
+        else:
+            self.out.write(format_summary(policy))
         kind = _SERVICE_KIND.get(self.platform)
         install_kind = None
         if kind is not None and not problems:
