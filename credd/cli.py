@@ -57,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"credd: error: {error.message}\n")
         return error.exit_status
     except KeyboardInterrupt:
+        # End the line a question (login's code) was left on, before the shell's prompt.
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
         return EXIT_INTERRUPTED
 
 

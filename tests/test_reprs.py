@@ -162,7 +162,7 @@ def test_a_credd_login_run() -> None:
         duration_seconds=None,
         token_code=CODE,
     )
-    login = _Login(args, env={}, stdin=io.StringIO(), out=io.StringIO())
+    login = _Login(args, env={}, stdin=io.StringIO(), out=io.StringIO(), err=io.StringIO())
     assert_masked(login)
 
 

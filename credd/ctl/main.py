@@ -60,11 +60,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args, sys.stdout)
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED if args["command"] != "prompt" else EXIT_OK
+        # End the line a question was left on: the shell's prompt must start on its own.
+        if args["command"] == "prompt":
+            sys.stdout.write("\n")
+            return EXIT_OK
+        if err.isatty():
+            err.write("\n")
+        return EXIT_INTERRUPTED
     except CreddError as error:
         if args["debug"]:
             raise
-        err.write(f"credctl: error: {_one_line(error.message)}\n")
+        if error.fault == Fault.POLICY_INVALID:
+            # One problem a line, as `credd check` prints them.
+            head, *problems = error.message.splitlines()
+            if args["command"] == "reload":
+                head += "; the old policy stays in force"
+            err.write("".join(f"{line}\n" for line in [f"credctl: error: {head}", *problems]))
+        else:
+            err.write(f"credctl: error: {_one_line(error.message)}\n")
         return error.exit_status
 
 
@@ -103,20 +116,17 @@ def _dispatch(args: dict[str, Any], out: TextIO) -> int:
     raise BadInputError(f"unknown command {command}")
 
 
-def _read_code(code: str | None) -> str:
+def _token(client: Client, out: TextIO, code: str | None, profile: str | None) -> int:
     if code is None:
         if sys.stdin.isatty():
             import getpass  # only here: `credctl token CODE` must start fast
 
-            code = getpass.getpass("MFA code: ")
+            # Named before it is typed, and then sent for that profile alone.
+            profile = client.request("code-target", profile=profile)["profile"]
+            code = getpass.getpass(f"MFA code for {profile}: ").strip()
         else:
-            code = sys.stdin.readline()
-        code = code.strip()
-    return protocol.validate_code(code)
-
-
-def _token(client: Client, out: TextIO, code: str | None, profile: str | None) -> int:
-    result = client.request("token", code=_read_code(code), profile=profile)
+            code = sys.stdin.readline().strip()
+    result = client.request("token", code=protocol.validate_code(code), profile=profile)
     out.write(f"{result['profile']} renewed; {_expiry_phrase(result.get('expires_at'))}\n")
     if result.get("waiting"):
         out.write(f"still awaiting a code: {', '.join(result['waiting'])}\n")
@@ -206,6 +216,8 @@ def status_table(profiles: list[dict[str, Any]], now: float, *, colour: bool) ->
         refresh = "-"
         if p.get("next_refresh_at"):
             refresh = f"in {format_relative(utc_seconds(p['next_refresh_at']) - now)}"
+        elif p["kind"] == "role" and p["state"] in ("pending", "fresh", "expired"):
+            refresh = f"after {p['source_profile']}"  # a role that follows its source
         rows.append(
             [
                 p["name"],
@@ -277,7 +289,7 @@ def _prompt(client: Client, out: TextIO) -> int:
                 elif kind == "code-resolved" and name in pending:
                     pending.pop(name)
                     if asking == name:
-                        out.write(f"\n{name} renewed ({_expiry_phrase(event.get('expires_at'))})\n")
+                        out.write(f"\n{name} renewed; {_expiry_phrase(event.get('expires_at'))}\n")
                         asking = None
             if events.closed:
                 out.write("\ncredd closed the connection\n")

@@ -41,7 +41,7 @@ class Event(StrEnum):
     STS_RETRYABLE = "sts-retryable"  # throttling, 5xx, network: worth another try
     STS_FAILED = "sts-failed"  # what a retry will not fix (keys refused, no such role)
     WAITING_FOR_SOURCE = "waiting-for-source"  # a chained role's source has no usable session
-    BLOCKED = "blocked"  # a problem only a reload (or a changed file) fixes
+    BLOCKED = "blocked"  # a problem only a reload or a change to the credentials file fixes
     RAN_OUT = "ran-out"  # the heartbeat saw credentials expire while it followed its source
     OVERWRITTEN = "overwritten"  # another program replaced its section in the file
 
@@ -90,6 +90,8 @@ def step(
     """The transition table. `error` says what failed; `jitter` in [0, 1] spreads retries."""
     valid = view.expires_at is not None and view.expires_at > now
     if event is Event.PLAN:
+        # A new start: an error shown before (a problem since fixed) is not carried over.
+        view = replace(view, error=None)
         if valid and view.unwritten:
             return Decision(State.FRESH, Action.WRITE, attempts=view.attempts)
         return _fresh(view, now) if valid else _due(view, now)
@@ -140,6 +142,9 @@ def step(
         when = now + timedelta(seconds=planner.backoff_delay(attempts, rand=lambda: jitter))
         return Decision(State.ERROR, when=when, error=error, attempts=attempts)
     if event is Event.WAITING_FOR_SOURCE:
+        if view.expires_at is None:
+            # Never obtained: nothing has expired, and waiting for the source is no error.
+            return Decision(State.PENDING)
         return Decision(State.FRESH if valid else State.EXPIRED, error=error)
     if event is Event.BLOCKED:
         return Decision(State.ERROR, error=error)

@@ -23,6 +23,7 @@ from credd.daemon.endpoint import Endpoint
 from credd.daemon.server import ControlServer
 from credd.daemon.sockets import Listener, claim
 from credd.errors import CreddError, PolicyError
+from credd.files.awsconfig import RegionRecorder
 from credd.files.writer import CredentialsWriter
 from credd.policy import Policy, load_policy
 
@@ -101,6 +102,7 @@ async def _serve(
         notifier=notifier,
         code_helper=code_sources,
         endpoint=endpoint,
+        regions=RegionRecorder.from_env(env),
         socket_path=listener.path,
         pid=os.getpid(),
         version=__version__,

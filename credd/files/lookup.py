@@ -95,7 +95,7 @@ class AwsFiles:
         """Build from already-parsed INI sections (raw section name -> key -> value)."""
         config: dict[str, AwsSection] = {}
         for section_name, items in config_sections.items():
-            profile = _config_profile_name(section_name)
+            profile = config_profile_name(section_name)
             if profile is not None:
                 config[profile] = _keep(items)
         credentials = {name: _keep(items) for name, items in credentials_sections.items()}
@@ -145,7 +145,7 @@ class AwsFiles:
         return section is not None and bool(section.keys & _TOKENS)
 
 
-def _config_profile_name(section_name: str) -> str | None:
+def config_profile_name(section_name: str) -> str | None:
     """`default` -> `default`, `profile NAME` -> `NAME`; other sections (sso-session) -> None.
 
     Split like botocore does (shlex), so `[profile "my profile"]` means `my profile`.

@@ -24,7 +24,9 @@ How each setting is chosen when the profile leaves it out:
   `defaults.duration`, since asking more than the role allows fails.
   A role chained on a session (its source is managed by credd, or holds
   temporary credentials) is capped to 1h with a warning.
-- `refresh_before`: `defaults.refresh_before`, else 15m.
+- `refresh_before`: `defaults.refresh_before`, else 15m; a lead inherited so that
+  it is longer than half the duration is capped to half, with a warning (a lead
+  set on the profile itself must only be shorter than the duration).
 - `mfa_serial` (MFA sessions only): the source profile's `mfa_serial` in
   the AWS config file, else in its credentials section.
 - `region`: the profile's `region`, then `defaults.region`, then the

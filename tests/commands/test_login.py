@@ -76,6 +76,8 @@ class Home:
             "AWS_ENDPOINT_URL": self.sts_url,
             "AWS_EC2_METADATA_DISABLED": "true",
             "NO_PROXY": "127.0.0.1,localhost",
+            # No daemon answers here: login works alone (tests/e2e/test_login_daemon.py).
+            "CREDD_SOCKET": str(self.root / "no-daemon" / "credd.sock"),
         }
 
     def login(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -156,18 +158,37 @@ def test_login_against_moto_writes_what_the_daemon_writes(moto_home: Home) -> No
 
 
 def test_the_aws_cli_uses_the_written_profile(moto_home: Home) -> None:
-    """`aws sts get-caller-identity --profile session-alice` works with what login wrote."""
+    """`aws sts get-caller-identity --profile session-alice` works with what login wrote,
+    with no region in the environment: the new profile got `[profile session-alice]` with
+    the region used, appended to the config (AWS_CONFIG_FILE, kept byte for byte), once."""
     home = moto_home
-    assert home.login("--token-code", "123456").returncode == 0
+    elsewhere = home.root / "aws-config"
+    home.config.rename(elsewhere)
+    home.config = elsewhere
+    env = {**home.env, "AWS_CONFIG_FILE": str(elsewhere)}
+    done = subprocess.run(
+        [CREDD, "login", "--token-code", "123456"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"added [profile session-alice] with region us-east-1 to {elsewhere}" in done.stdout
+    assert elsewhere.read_text() == CONFIG_TEXT + "\n[profile session-alice]\nregion = us-east-1\n"
     done = subprocess.run(
         [AWS, "sts", "get-caller-identity", "--profile", "session-alice", "--output", "json"],
-        env={**home.env, "AWS_DEFAULT_REGION": "us-east-1"},
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert '"Account"' in done.stdout
+
+    before = elsewhere.stat()
+    done = subprocess.run(
+        [CREDD, "login", "--token-code", "654321"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "added" not in done.stdout
+    assert elsewhere.stat().st_mtime_ns == before.st_mtime_ns
 
 
 def test_a_stale_security_token_is_removed(tmp_path: Path, moto_sts_url: str) -> None:

@@ -186,3 +186,27 @@ def test_a_fed_code_keeps_the_timer_and_the_open_request() -> None:
     planned = NOW + HOUR / 2
     decision = step(view(planned=planned, asked=True), Event.CODE_FED, NOW)
     assert (decision.state, decision.when, decision.asked) == (State.REFRESHING, planned, True)
+
+
+def test_a_role_never_obtained_waiting_for_its_source_is_pending_with_no_error() -> None:
+    """Nothing ever held: `pending`, no error; credentials that ran out: `expired`, saying why."""
+    waiting = "waiting for session-x to have a valid session"
+    never = step(
+        view(needs_code=False, expires_at=None), Event.WAITING_FOR_SOURCE, NOW, error=waiting
+    )
+    assert (never.state, never.error, never.when) == (State.PENDING, None, None)
+    ran_out = step(
+        view(needs_code=False, expires_at=NOW - HOUR), Event.WAITING_FOR_SOURCE, NOW, error=waiting
+    )
+    assert (ran_out.state, ran_out.error) == (State.EXPIRED, waiting)
+
+
+def test_a_plan_does_not_carry_an_old_error_over() -> None:
+    """A profile blocked by a problem since fixed is planned afresh: no error left shown."""
+    blocked = view(state=State.ERROR, error="the file was broken", expires_at=None)
+    decision = step(blocked, Event.PLAN, NOW)
+    assert (decision.state, decision.error, decision.action) == (
+        State.AWAITING_CODE,
+        None,
+        Action.ASK_CODE,
+    )

@@ -345,7 +345,7 @@ class NoProfileStranded(RuleBasedStateMachine):
 
     def _covered(self, entry: Entry) -> bool:
         name = entry.name
-        if entry.busy or name in self.daemon.policy.problems:
+        if entry.busy or self.daemon.blocked(name) is not None:
             return True
         if entry.next_refresh_at is not None:
             assert self.rig.scheduler.when(name) == entry.next_refresh_at, self._why(entry)

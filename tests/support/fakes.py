@@ -18,6 +18,7 @@ from credd.credentials import Credentials
 from credd.daemon.core import Daemon
 from credd.errors import CreddError, StsTransientError
 from credd.files.lookup import AwsFiles
+from credd.files.writer import FileHealth
 from credd.policy import Policy, parse_policy
 
 T = TypeVar("T")
@@ -248,11 +249,24 @@ class MemoryWriter:
         self.batches: list[list[str]] = []
         self.fail: list[CreddError] = []
         self.changes = 0  # stands in for the file's inode, size and mtime
+        self.problem: str | None = None  # what `inspect` finds wrong, if anything
         self.carry_overs = 0
 
     def signature(self) -> tuple[int, int, int, int]:
         """Changes whenever the 'file' does."""
         return (0, 0, 0, self.changes)
+
+    def inspect(self) -> FileHealth:
+        """The 'file' as credd looks at it before use: `problem`, or each section's keys."""
+        if self.problem is not None:
+            return FileHealth(Path("/memory/credentials"), self.problem)
+        keys = {name: frozenset(values) for name, values in self.sections.items()}
+        return FileHealth(Path("/memory/credentials"), keys=keys)
+
+    def break_file(self, problem: str | None) -> None:
+        """Make the 'file' unusable (a problem with its fix), or usable again (None)."""
+        self.problem = problem
+        self.changes += 1
 
     def overwrite(self, section: str, keys: Mapping[str, str]) -> None:
         """Another program rewrites a section (as `aws configure set` does)."""
