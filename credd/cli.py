@@ -95,7 +95,10 @@ def _dispatch(args: dict[str, Any], env: Mapping[str, str]) -> int:
 
         from credd.commands.login import run_login
 
-        return run_login(Namespace(**args), env=env)
+        # login finds a running credd as credctl does, from CREDD_SOCKET first.
+        return run_login(
+            Namespace(**args), env={**env, "CREDD_SOCKET": args["socket"]} if args["socket"] else env
+        )
     if command == "completion":
         from credd.completion import script
 

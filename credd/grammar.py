@@ -118,7 +118,8 @@ CREDD = Program(
                 ),
                 Option("--token-code", "the 6-digit code (asked for if left out)", metavar="CODE"),
             ],
-            common=(DEBUG.flag,),
+            # The socket: a running credd that manages the profile gets the code instead.
+            common=(SOCKET.flag, DEBUG.flag),
             exits=[
                 (0, "written"),
                 (1, "AWS refused (a wrong or used code, bad keys), or the file was not written"),

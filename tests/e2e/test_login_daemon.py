@@ -72,6 +72,26 @@ def test_login_hands_the_code_to_the_daemon_that_manages_the_profile(
     assert status["session-alice"]["expires_at"] in lines[1]
 
 
+def test_login_finds_the_daemon_by_socket_after_the_command(
+    box: Sandbox, fake_sts: FakeSts
+) -> None:
+    """`credd login --socket S` (a common option, after the command) with no CREDD_SOCKET:
+    the daemon there gets the code; without either, login would not find it."""
+    env = {k: v for k, v in box.env.items() if k != "CREDD_SOCKET"}
+    done = subprocess.run(
+        [CREDD, "login", "--token-code", "123456", "--socket", str(box.socket)],
+        env=env,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "is managed by the running credd" in done.stdout
+    assert len(fake_sts.calls_for("GetSessionToken")) == 1
+    box.wait_states({"session-alice": "fresh"})
+
+
 def test_a_device_or_source_that_contradicts_the_policy_is_refused_before_the_code(
     box: Sandbox, fake_sts: FakeSts
 ) -> None:
