@@ -8,10 +8,12 @@ STAMP := $(VENV)/.installed
 # systemd-analyze, systemctl and a user manager (systemd); unshare, nsenter and setpriv
 # (util-linux), with which tests/support/systemd_user.py starts that manager in a mount
 # namespace, as root or as an unprivileged user; useradd (passwd), which makes that user;
-# tmux for the terminal tests. That user's venv needs Debian's /usr/bin/python3 with its
+# tmux for the terminal tests; a Secret Service for the keyring tests (gnome-keyring, run
+# under dbus-run-session by tests/support/secret_service.py; secret-tool to look inside). That user's venv needs Debian's /usr/bin/python3 with its
 # venv module (python3-venv), checked apart: it is a module, not a command.
 DEBIAN_TOOLS := systemd-analyze:systemd systemctl:systemd /usr/lib/systemd/systemd:systemd \
-  unshare:util-linux nsenter:util-linux setpriv:util-linux useradd:passwd tmux:tmux
+  unshare:util-linux nsenter:util-linux setpriv:util-linux useradd:passwd tmux:tmux \
+  gnome-keyring-daemon:gnome-keyring dbus-run-session:dbus secret-tool:libsecret-tools
 DEBIAN_STAMP := $(VENV)/.debian
 
 .PHONY: test lint typecheck pytest demo bench clean debian-deps reliability-report
