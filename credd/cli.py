@@ -47,6 +47,29 @@ def _parser() -> argparse.ArgumentParser:
     login.add_argument("--serial-number", help="MFA device ARN")
     login.add_argument("--duration-seconds", type=int, help="session length, 900-129600")
     login.add_argument("--token-code", help="the 6-digit code (asked for if left out)")
+
+    keys = sub.add_parser("keys", help="long-term keys in the OS keyring")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    key_import = keys_sub.add_parser(
+        "import", help="move a profile's keys from the credentials file into the keyring"
+    )
+    key_import.add_argument("profile", metavar="PROFILE")
+    key_import.add_argument("--file", help="credentials file (default: ~/.aws/credentials)")
+    key_add = keys_sub.add_parser("add", help="store keys straight into the keyring")
+    key_add.add_argument("profile", metavar="PROFILE")
+    key_add.add_argument("--csv", metavar="FILE", help="the console's access-key CSV")
+    key_add.add_argument("--force", action="store_true", help="replace a key held there")
+    key_list = keys_sub.add_parser("list", help="every long-term key credd can use")
+    key_list.add_argument("--json", action="store_true")
+    key_list.add_argument("--file", help="credentials file (default: ~/.aws/credentials)")
+    key_export = keys_sub.add_parser(
+        "export", help="the way back: the keys into the credentials file, out of the keyring"
+    )
+    key_export.add_argument("profile", metavar="PROFILE")
+    key_export.add_argument("--file", help="credentials file (default: ~/.aws/credentials)")
+    key_remove = keys_sub.add_parser("remove", help="delete the keyring item")
+    key_remove.add_argument("profile", metavar="PROFILE")
+    key_remove.add_argument("--yes", action="store_true", help="do not ask on a terminal")
     return parser
 
 
@@ -92,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from credd.commands.init import run_init
 
             return run_init(env=env)
+        if args.command == "keys":
+            from credd.commands.keys import run_keys
+
+            return run_keys(args, env=env)
         if args.command == "login":
             from credd.commands.login import run_login
 

@@ -25,7 +25,7 @@ from credd.ctl.client import Client, Subscription
 from credd.daemon.codesources import _Capture, _CommandFailed, _Finished
 from credd.daemon.writebatch import WriteBatcher
 from credd.files import credfile
-from credd.files.csvimport import _read_rows, _Row
+from credd.files.csvimport import KeyRow, read_rows
 from credd.files.lookup import AwsFiles
 from credd.files.writer import CredentialsWriter, _Replaced, _Seen, _Snapshot
 
@@ -88,10 +88,10 @@ def test_a_row_of_the_consoles_csv(tmp_path: Path) -> None:
     """A row of `credctl import`: the key and its secret."""
     csv = tmp_path / "alice_accessKeys.csv"
     csv.write_text(f"Access key ID,Secret access key\n{KEY_ID},{SECRET}\n")
-    (row,) = _read_rows(csv)
+    (row,) = read_rows(csv)
     assert row.secret_access_key == SECRET
     assert_masked(row)
-    assert_masked(_Row("alice", KEY_ID, SECRET, 2))
+    assert_masked(KeyRow("alice", KEY_ID, SECRET, 2))
 
 
 def test_the_aws_files_as_looked_up(tmp_path: Path) -> None:

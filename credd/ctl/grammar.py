@@ -81,6 +81,9 @@ def parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="import the AWS console's access-key CSV")
     imp.add_argument("--csv", required=True, metavar="FILE")
     imp.add_argument("--file", metavar="CREDENTIALS", help="credentials file")
+    imp.add_argument("--profile", help="the profile (default: the User Name, or the file name)")
+    imp.add_argument("--force", action="store_true", help="replace keys already held")
+    imp.add_argument("--keyring", action="store_true", help="into the OS keyring, not the file")
     return top
 
 

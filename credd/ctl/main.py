@@ -114,7 +114,17 @@ def plain_args(words: list[str]) -> dict[str, Any] | None:
 def _dispatch(args: dict[str, Any], out: TextIO) -> int:
     command: str = args["command"]
     if command == "import":
-        return _import(out, args["csv"], args["file"])
+        from credd.commands.keys import run_import_csv
+
+        return run_import_csv(
+            args["csv"],
+            profile=args["profile"],
+            force=args["force"],
+            to_keyring=args["keyring"],
+            file=args["file"],
+            env=os.environ,
+            out=out,
+        )
     client = Client(args["socket"] or paths.socket_path())
     if command == "token":
         return _token(client, out, args["code"], args["profile"])
@@ -308,18 +318,6 @@ def _answer(
     out.write(f"{name} renewed; {_expiry_phrase(result.get('expires_at'))}\n")
     out.flush()
     return None
-
-
-def _import(out: TextIO, csv_path: str, target: str | None) -> int:
-    from pathlib import Path
-
-    from credd.files.csvimport import import_csv
-    from credd.files.writer import CredentialsWriter
-
-    credentials = Path(target or paths.credentials_path())
-    names = import_csv(Path(csv_path), CredentialsWriter(credentials))
-    out.write(f"imported {len(names)} profile(s) into {credentials}: {', '.join(names)}\n")
-    return 0
 
 
 def _one_line(text: str) -> str:

@@ -207,8 +207,18 @@ class CredentialsWriter:
         except OSError:
             return None
 
-    def update(self, updates: Mapping[str, Mapping[str, str | None]]) -> None:
+    def update(
+        self,
+        updates: Mapping[str, Mapping[str, str | None]],
+        *,
+        check: Callable[[Mapping[str, Mapping[str, str]]], None] | None = None,
+    ) -> None:
         """Set (or, with None, remove) keys of any number of sections in one atomic write.
+
+        `check`, if given, is called with the parsed file as it is read under the lock, just
+        before the change is applied; whatever it raises stops the update with nothing
+        written (`credd keys import` removes keys only while they are still the ones it
+        stored elsewhere).
 
         Raises `CredentialsFileError` when the file cannot be parsed (it is
         left as it is) and `FileWriteError` when it cannot be written.
@@ -220,7 +230,7 @@ class CredentialsWriter:
                 self._sweep(target)
                 self._ours.update((name, key) for name, keys in updates.items() for key in keys)
                 late, seen = self._late_writes()
-                self._write_all(target, _merged(late, updates))
+                self._write_all(target, _merged(late, updates), check)
                 self._checked(seen)
 
     def close(self) -> None:
@@ -314,9 +324,14 @@ class CredentialsWriter:
         self._replaced.remove(replaced)
         os.close(replaced.fd)
 
-    def _write_all(self, target: Path, updates: Mapping[str, Mapping[str, str | None]]) -> None:
+    def _write_all(
+        self,
+        target: Path,
+        updates: Mapping[str, Mapping[str, str | None]],
+        check: Callable[[Mapping[str, Mapping[str, str]]], None] | None = None,
+    ) -> None:
         for _ in range(self._max_attempts):
-            if self._write_once(target, updates):
+            if self._write_once(target, updates, check):
                 return
             log.info("%s changed while credd was writing it; writing again", self.path)
         raise FileWriteError(
@@ -357,10 +372,17 @@ class CredentialsWriter:
                 return snapshot  # settled (or stamped in the future: nothing to wait for)
             self._sleep(min((self._settle_ns - age) / 1e9, left))
 
-    def _write_once(self, target: Path, updates: Mapping[str, Mapping[str, str | None]]) -> bool:
+    def _write_once(
+        self,
+        target: Path,
+        updates: Mapping[str, Mapping[str, str | None]],
+        check: Callable[[Mapping[str, Mapping[str, str]]], None] | None = None,
+    ) -> bool:
         """One read-apply-write round; False when the file changed under it."""
         before = self._settled_snapshot(target)
         text = self._decode(before.data) if before else ""
+        if check is not None:
+            check(credfile.parse(text, path=str(self.path)))
         new_text = credfile.apply(text, updates, path=str(self.path))
         if before is not None and new_text == text:
             return True
