@@ -103,6 +103,9 @@ class Keyring:
     ) -> None:
         self._backend = backend
         self._clock = clock
+        self._listing: frozenset[str] | None = None  # None: this backend cannot list
+        self._listed = False
+        self._absent = False  # no keyring at all (no Secret Service, no Keychain)
 
     def __repr__(self) -> str:
         return f"Keyring(backend={type(self._backend).__name__ if self._backend else None})"
@@ -178,6 +181,22 @@ class Keyring:
             log.debug("keyring: cannot list items: %s", type(error).__name__)
             return None
 
+    def holds(self, profile: str) -> bool:
+        """Whether the keyring holds keys for `profile`, or may (it is locked, or refused).
+
+        For the policy's look at its sources: a keyring that is there but cannot be read
+        now is given the benefit of the doubt (the renewal that needs the keys waits for
+        it), one that is absent holds nothing. The listing is made once per Keyring.
+        """
+        if not self._listed:
+            self._listing, self._listed = self.profiles(), True
+        if self._listing is not None:
+            return profile in self._listing
+        try:
+            return self.get(profile) is not None
+        except KeyringError:
+            return not self._absent
+
     def _get_backend(self) -> Any:
         if self._backend is None:
             import keyring.core
@@ -191,6 +210,7 @@ class Keyring:
             except Exception:  # none viable: keyring says so with a RuntimeError
                 backend = None
             if backend is None or isinstance(backend, fail.Keyring):
+                self._absent = True
                 raise KeyringError(
                     "no keyring is available (no Secret Service on the session bus, or no"
                     " Keychain); start one, or keep the keys in the credentials file"

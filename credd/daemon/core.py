@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from credd.adapters.clock import Clock, JumpDetector
+from credd.adapters.keyring import Keyring, long_term_keys
 from credd.adapters.scheduler import Scheduler
 from credd.adapters.sts import StsClient
 from credd.credentials import Credentials, mask_key_id
@@ -36,6 +37,7 @@ from credd.errors import (
     CodeRejectedError,
     CreddError,
     Fault,
+    KeyringError,
     NoCredentialsError,
     PolicyError,
     StsTransientError,
@@ -97,6 +99,7 @@ class Entry:
     attempts: int = 0
     unwritten: bool = False  # held in memory, not (yet) in the file
     asked: bool = False  # an open request for a code, announced
+    keys_blocked: bool = False  # the source's long-term keys could not be read (keyring)
     work: asyncio.Task[None] | None = field(default=None, repr=False)  # STS call or write
 
     @property
@@ -130,6 +133,7 @@ class Daemon:
         writer_for: Callable[[Path], CredentialsStore],
         notifier: Notifier | None = None,
         code_helper: CodeHelper | None = None,
+        keyring: Keyring | None = None,
         socket_path: Path | None = None,
         pid: int = 0,
         version: str = "",
@@ -144,6 +148,7 @@ class Daemon:
         self._executor = executor
         self._notifier = notifier
         self._code_helper = code_helper
+        self._keyring = keyring  # None: long-term keys come from the credentials file only
         self._socket_path = socket_path
         self.pid = pid
         self._version = version
@@ -255,6 +260,7 @@ class Daemon:
             planned=entry.next_refresh_at,
             source_renews_at=self._source_renews_at(entry.profile),
             error=entry.last_error,
+            keys_blocked=entry.keys_blocked,
         )
 
     def _event(self, entry: Entry, event: Event, *, error: str | None = None) -> None:
@@ -283,6 +289,8 @@ class Daemon:
             self._ask_for_code(entry)
         elif decision.action is Action.WRITE:
             self._start(entry, self._write_held(entry))
+        elif decision.action is Action.CHECK_KEYS:
+            self._start(entry, self._check_keys(entry))
 
     def _hold(self, entry: Entry, held: Credentials | None) -> None:
         """Record credentials found on disk (or kept over a reload) for `entry`."""
@@ -461,6 +469,16 @@ class Daemon:
         except _WaitingForSource as waiting:
             self._event_successor(entry, Event.WAITING_FOR_SOURCE, error=str(waiting))
             return
+        except KeyringError as error:
+            # Nothing reached AWS: a code fed is unused, and the profile retries by itself.
+            log.warning("%s: %s", profile.name, error.message)
+            target = self._successor(entry)
+            if target is not None:
+                target.keys_blocked = True
+                self._event(target, Event.KEYS_UNAVAILABLE, error=error.message)
+            if code is not None:
+                raise KeyringError(f"{error.message}; the code was not used") from None
+            return
         except CreddError as error:
             log.error("%s: %s", profile.name, error.message)
             self._event_successor(entry, Event.STS_FAILED, error=error.message)
@@ -488,6 +506,7 @@ class Daemon:
             return
         target.credentials, target.issued_at = creds, self._clock.now()
         target.unwritten = True
+        target.keys_blocked = False
         log.info(
             "%s renewed (%s), expires %s",
             profile.name,
@@ -610,14 +629,37 @@ class Daemon:
         return source.credentials if source else None
 
     async def _long_term_keys(self, profile: Profile) -> Credentials:
+        """The source's keys: the keyring's first, then the file's (read off the loop)."""
         sections = await self._custody.read()
-        keys = planner.long_term_credentials(sections.get(profile.source_profile))
-        if keys is None:
+        name = profile.source_profile
+        in_file = planner.long_term_credentials(sections.get(name))
+        found = (
+            await self._in_thread(lambda: long_term_keys(self._keyring, name, in_file))
+            if self._keyring is not None
+            else long_term_keys(None, name, in_file)
+        )
+        if found is None:
+            where = " or the keyring" if self._keyring is not None else ""
             raise CreddError(
-                f"source profile {profile.source_profile} has no aws_access_key_id and "
-                f"aws_secret_access_key in {self._policy.credentials_file}"
+                f"source profile {name} has no aws_access_key_id and "
+                f"aws_secret_access_key in {self._policy.credentials_file}{where}"
             )
-        return keys
+        return found[0]
+
+    async def _check_keys(self, entry: Entry) -> None:
+        """Read the source's keys before a code is asked for again (a keyring was locked)."""
+        try:
+            await self._long_term_keys(entry.profile)
+        except KeyringError as error:
+            self._event(entry, Event.KEYS_UNAVAILABLE, error=error.message)
+            return
+        except CreddError as error:
+            entry.keys_blocked = False
+            self._event(entry, Event.STS_FAILED, error=error.message)
+            return
+        entry.keys_blocked = False
+        log.info("%s: the keys of %s can be read again", entry.name, entry.profile.source_profile)
+        self._event(entry, Event.KEYS_READY)
 
     # ------------------------------------------------------------------ the file
 
