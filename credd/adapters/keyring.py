@@ -18,6 +18,7 @@ library's own exception is not chained: its text is not ours to vouch for).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -181,6 +182,11 @@ class Keyring:
             log.debug("keyring: cannot list items: %s", type(error).__name__)
             return None
 
+    @property
+    def absent(self) -> bool:
+        """No keyring at all on this machine (as found by the last call that looked)."""
+        return self._absent
+
     def holds(self, profile: str) -> bool:
         """Whether the keyring holds keys for `profile`, or may (it is locked, or refused).
 
@@ -199,12 +205,17 @@ class Keyring:
 
     def _get_backend(self) -> Any:
         if self._backend is None:
+            import keyring.backend
             import keyring.core
             from keyring.backends import fail
 
             try:
                 # Chosen afresh for each Keyring, not once per process: the session bus
-                # (or the configuration) may have come since the last choice.
+                # (or the configuration) may have come since the last choice, and the
+                # library judges which backends are viable only once unless told again
+                # (a daemon started before the Secret Service would never find it).
+                with contextlib.suppress(KeyError):  # KeyError: never judged yet
+                    keyring.backend.get_all_keyring.reset()
                 keyring.core.init_backend()
                 backend = keyring.core.get_keyring()
             except Exception:  # none viable: keyring says so with a RuntimeError

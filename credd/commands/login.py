@@ -6,8 +6,8 @@ plus `--token-code`, written with credd's safe writer and exactly the keys the
 daemon writes (`Credentials.as_file_keys`):
 
 - source profile: `--profile`, else `default`; its long-term keys come from
-  the credentials file (`AWS_SHARED_CREDENTIALS_FILE`, else
-  `~/.aws/credentials`);
+  the OS keyring first (`credd keys`), then the credentials file
+  (`AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`);
 - MFA device: `--serial-number`, else the source's `mfa_serial` in the AWS
   config or credentials file, else asked on a terminal ("MFA serial number
   or ARN: "), else an error;
@@ -37,10 +37,11 @@ from pathlib import Path
 from typing import TextIO
 
 from credd import paths, protocol
+from credd.adapters.keyring import Keyring, long_term_keys
 from credd.adapters.sts import Boto3Sts, StsClient
 from credd.credentials import format_utc, mask_key_id
 from credd.daemon import planner
-from credd.errors import BadInputError, CreddError
+from credd.errors import BadInputError, CreddError, KeyringError
 from credd.files.lookup import AwsFiles
 from credd.files.writer import CredentialsWriter
 from credd.partitions import default_region
@@ -65,10 +66,12 @@ def run_login(
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
     clock: Callable[[], datetime] | None = None,
+    keyring: Keyring | None = None,
 ) -> int:
     """Renew one MFA session into the credentials file; the exit status (module doc)."""
     try:
-        return _Login(args, env=env, stdin=stdin, out=out).run(sts, clock or _now)
+        login = _Login(args, env=env, stdin=stdin, out=out, keyring=keyring or Keyring())
+        return login.run(sts, clock or _now)
     except CreddError as error:
         err.write(f"credd: error: {' '.join(error.message.split())}\n")
         return error.exit_status
@@ -116,12 +119,14 @@ class _Login:
         env: Mapping[str, str],
         stdin: TextIO,
         out: TextIO,
+        keyring: Keyring,
     ) -> None:
         self.args = args
         self.env = env
         self.stdin = stdin
         self.out = out
         self.tty = _isatty(stdin)
+        self.keyring = keyring
 
     def run(self, sts: StsClient | None, now: Callable[[], datetime]) -> int:
         source = self.args.profile or "default"
@@ -129,14 +134,23 @@ class _Login:
         credentials_file = Path(paths.credentials_path(self.env))
         writer = CredentialsWriter(credentials_file)
         sections = writer.read()
-        keys = planner.long_term_credentials(sections.get(source))
+        in_file = planner.long_term_credentials(sections.get(source))
         where = display_path(credentials_file, self.env)
-        if keys is None:
+        try:
+            found = long_term_keys(self.keyring, source, in_file)
+        except KeyringError as error:
+            if not self.keyring.absent:
+                raise KeyringError(
+                    f"profile {source} has no keys in {where}, and {error.message}"
+                ) from None
+            found = None  # no keyring on this machine: it holds nothing
+        if found is None:
             raise BadInputError(
                 f"profile {source} has no aws_access_key_id and aws_secret_access_key in"
-                f" {where}; add them with `aws configure --profile {source}` or"
-                " `credctl import --csv FILE`"
+                f" {where} or the keyring; add them with `aws configure --profile {source}`,"
+                " `credctl import --csv FILE` or `credd keys add`"
             )
+        keys = found[0]
         if keys.session_token:
             raise BadInputError(
                 f"profile {source} in {where} holds temporary credentials (a session token);"

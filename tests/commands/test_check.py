@@ -6,7 +6,9 @@ import io
 from pathlib import Path
 
 import pytest
+from support.secret_service import SecretService
 
+from credd.adapters.keyring import Keyring
 from credd.commands.check import run_check
 
 DEVICE = "arn:aws:iam::123456789012:mfa/MFADeviceName"
@@ -137,3 +139,24 @@ def test_a_policy_someone_else_could_change_exits_2(env: dict[str, str], tmp_pat
         f" commands credd runs; run `chmod go-w {path}`",
     ]
     assert path.stat().st_mode & 0o777 == 0o664
+
+
+def test_sources_in_the_keyring(
+    env: dict[str, str], tmp_path: Path, secret_service_env: SecretService
+) -> None:
+    """A source whose keys are only in the keyring is valid; plaintext keys left beside
+    them are a warning (the keyring's are used)."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY)
+    credentials = tmp_path / "home" / ".aws" / "credentials"
+    Keyring().put("default", "AKIAIOSFODNN7EXAMPLE", "s3cret")
+    status, out, _ = check(path, env)
+    assert status == 0
+    assert "keys in the keyring: default" in out
+    assert f"warning: {credentials} still holds plaintext keys for default" in out
+    credentials.write_text("[default]\nregion = eu-central-1\n")
+    status, out, err = check(path, env)
+    assert (status, err) == (0, "")
+    assert "keys in the keyring: default" in out and "warning: " not in out
+    credentials.unlink()
+    assert check(path, env)[0] == 0
