@@ -182,6 +182,14 @@ class Keyring:
             log.debug("keyring: cannot list items: %s", type(error).__name__)
             return None
 
+    def available(self) -> bool:
+        """Whether a keyring backend is there (it may still be locked)."""
+        try:
+            self._get_backend()
+        except KeyringError:
+            return False
+        return True
+
     @property
     def absent(self) -> bool:
         """No keyring at all on this machine (as found by the last call that looked)."""

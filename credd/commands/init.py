@@ -7,7 +7,9 @@ chain on the session; whether to install the service is asked last. Only then
 is anything written: the policy (a commented YAML text, written by hand so each
 key carries its explanation; the file 0600, and its directory 0700 when init
 makes it), then `credd check`'s summary of it, then `credd install` if that was
-asked for. A directory that exists is left as it is; one that someone else owns
+asked for. When the source's long-term keys sit in plaintext in the
+credentials file and an OS keyring is there, init offers to move them into it
+(`credd keys import`), after the policy is written. A directory that exists is left as it is; one that someone else owns
 or can write is refused before any question (exit 2), since credd would not
 trust a policy there.
 
@@ -28,13 +30,17 @@ from pathlib import Path
 from typing import TextIO, TypeVar
 
 from credd import paths
+from credd.adapters.keyring import Keyring
 from credd.commands.check import run_check
 from credd.commands.install import install
+from credd.commands.keys import move_into_keyring, plaintext_profiles
 from credd.commands.login import default_target, display_path
+from credd.credentials import mask_key_id
 from credd.durations import format_duration, parse_duration
-from credd.errors import PolicyError
+from credd.errors import CreddError, PolicyError
 from credd.files.atomic import atomic_write, make_directories
 from credd.files.lookup import AwsFiles
+from credd.files.writer import CredentialsWriter
 from credd.policy import (
     ROLE_ARN,
     ROLE_CHAINED_MAX,
@@ -93,6 +99,7 @@ def run_init(
     out: TextIO = sys.stdout,
     platform: str = sys.platform,
     python: str = sys.executable,
+    keyring: Keyring | None = None,
 ) -> int:
     """Ask, write the policy, check it, and install the service if asked; the exit status.
 
@@ -102,7 +109,14 @@ def run_init(
     """
     asker = _Asker(stdin, out)
     try:
-        return _Init(env=env, ask=asker, out=out, platform=platform, python=python).run()
+        return _Init(
+            env=env,
+            ask=asker,
+            out=out,
+            platform=platform,
+            python=python,
+            keyring=keyring or Keyring(),
+        ).run()
     except _Aborted:
         out.write("\ncredd init: input ended; nothing was written\n")
         out.flush()
@@ -222,15 +236,17 @@ class _Init:
         out: TextIO,
         platform: str,
         python: str,
+        keyring: Keyring,
     ) -> None:
         self.env = env
         self.ask = ask
         self.out = out
         self.platform = platform
         self.python = python
+        self.keyring = keyring
         self.policy_path = Path(paths.policy_path(env))
         self.credentials_file = Path(paths.credentials_path(env))
-        self.aws = AwsFiles.load(self.credentials_file, env)
+        self.aws = AwsFiles.load(self.credentials_file, env, keyring.holds)
 
     def say(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -254,13 +270,30 @@ class _Init:
                 self.say(f"kept {self.policy_path}; nothing was written")
                 return EXIT_ABORTED
         answers = self.questions()
+        move_keys = self.offer_keyring(answers.source_profile)
         kind = _SERVICE_KIND.get(self.platform)
         want_install = kind is not None and self.ask.yes(
             f"Install credd as a {kind} user service now (`credd install {kind}`)?"
         )
-        return self.finish(answers, replace=replace, install_kind=kind if want_install else None)
+        return self.finish(
+            answers,
+            replace=replace,
+            install_kind=kind if want_install else None,
+            move_keys=move_keys,
+        )
 
     # -- the questions ---------------------------------------------------------
+
+    def offer_keyring(self, source: str) -> bool:
+        """Offer to move the source's plaintext keys into the OS keyring, when there is one."""
+        writer = CredentialsWriter(self.credentials_file)
+        if not plaintext_profiles(writer, [source]) or not self.keyring.available():
+            return False
+        where = display_path(self.credentials_file, self.env)
+        return self.ask.yes(
+            f"Move the long-term keys of {source} out of {where} into the OS keyring"
+            f" (`credd keys import {source}`; `credd keys export {source}` undoes it)?"
+        )
 
     def questions(self) -> Answers:
         sources = self.source_profiles()
@@ -320,8 +353,9 @@ class _Init:
             roles.append(RoleAnswer(name, arn, duration))
 
     def source_profiles(self) -> list[str]:
-        """Profiles that hold long-term keys (credentials file first, then the config)."""
-        names = dict.fromkeys([*self.aws.credentials, *self.aws.config])
+        """Profiles that hold long-term keys (credentials file, the config, the keyring)."""
+        in_keyring = sorted(self.keyring.profiles() or ())
+        names = dict.fromkeys([*self.aws.credentials, *self.aws.config, *in_keyring])
         return [name for name in names if self.aws.has_long_term_keys(name)]
 
     def check_source(self, answer: str, sources: list[str]) -> tuple[str | None, str]:
@@ -346,7 +380,22 @@ class _Init:
 
     # -- writing ---------------------------------------------------------------
 
-    def finish(self, answers: Answers, *, replace: bool, install_kind: str | None) -> int:
+    def move_keys(self, source: str) -> None:
+        writer = CredentialsWriter(self.credentials_file)
+        where = display_path(self.credentials_file, self.env)
+        try:
+            stored = move_into_keyring(source, writer, self.keyring)
+        except CreddError as error:
+            self.say(f"keys not moved: {' '.join(error.message.split())}; they stay in {where}")
+            return
+        self.say(
+            f"moved the keys of {source} ({mask_key_id(stored.access_key_id)}) into the"
+            f" keyring and out of {where}\n"
+        )
+
+    def finish(
+        self, answers: Answers, *, replace: bool, install_kind: str | None, move_keys: bool
+    ) -> int:
         text = render_policy(answers)
         try:
             parse_policy(text, path=self.policy_path, env=self.env)
@@ -360,7 +409,9 @@ class _Init:
             self.say(f"{self.policy_path} appeared meanwhile; nothing was written")
             return EXIT_ABORTED
         self.say(f"\nwrote {written}\n")
-        status = run_check(self.policy_path, self.env, self.out, self.out)
+        if move_keys:
+            self.move_keys(answers.source_profile)
+        status = run_check(self.policy_path, self.env, self.out, self.out, self.keyring)
         if status != 0:
             self.say("\nFix the problems above, then run `credd check`.")
             if install_kind is not None:
