@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import credd
+from credd.adapters.keyring import Keyring, StoredKey
 from credd.commands.login import _Login
 from credd.credentials import Credentials
 from credd.ctl.client import Client, Subscription
@@ -162,7 +163,7 @@ def test_a_credd_login_run() -> None:
         duration_seconds=None,
         token_code=CODE,
     )
-    login = _Login(args, env={}, stdin=io.StringIO(), out=io.StringIO())
+    login = _Login(args, env={}, stdin=io.StringIO(), out=io.StringIO(), keyring=Keyring())
     assert_masked(login)
 
 
@@ -223,3 +224,8 @@ def test_a_daemon_entry_and_its_profile() -> None:
     )
     entry = Entry(policy.profiles[0], credentials=Credentials(KEY_ID, SECRET, TOKEN))
     assert_masked(entry)
+
+
+def test_a_key_as_the_keyring_holds_it() -> None:
+    """A long-term key from the keyring: the key id masked, the secret never shown."""
+    assert_masked(StoredKey(KEY_ID, SECRET))
