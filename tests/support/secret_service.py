@@ -1,9 +1,9 @@
 """A real Secret Service for the tests: GNOME Keyring on a D-Bus session of its own.
 
 `dbus-run-session` starts a private session bus; inside it `gnome-keyring-daemon`
-runs in the foreground with only its secrets component, its login collection
-created (or unlocked) with a known password from stdin, its files under a
-directory of the test's (SPEC.md's known traps give the recipe). A process
+runs in the foreground with only its secrets component, its files under a
+directory of the test's (SPEC.md's known traps give the recipe); its login
+collection is then created with a known password and made the default. A process
 reaches it through `env` (`DBUS_SESSION_BUS_ADDRESS`); nothing of the machine's
 own session is used.
 
@@ -42,8 +42,7 @@ _INTERNAL = DBusAddress(
 )
 
 _SCRIPT = """
-printf %s "$CREDD_TEST_KEYRING_PASSWORD" | \
-  gnome-keyring-daemon --foreground --unlock --components=secrets >/dev/null 2>&1 &
+gnome-keyring-daemon --foreground --components=secrets </dev/null >/dev/null 2>&1 &
 echo "$DBUS_SESSION_BUS_ADDRESS"
 wait
 """
@@ -163,7 +162,6 @@ def secret_service(root: Path, timeout: float = 20.0) -> Iterator[SecretService]
         "HOME": str(home),
         "XDG_RUNTIME_DIR": str(runtime),
         "XDG_DATA_HOME": str(home / ".local" / "share"),
-        "CREDD_TEST_KEYRING_PASSWORD": PASSWORD.decode(),
     }
     process = subprocess.Popen(
         ["dbus-run-session", "--", "sh", "-c", _SCRIPT],
@@ -185,13 +183,46 @@ def secret_service(root: Path, timeout: float = 20.0) -> Iterator[SecretService]
 
 
 def _wait_for_name(service: SecretService, timeout: float) -> None:
-    """Until the keyring owns its name on the bus and its login collection exists."""
+    """Until the keyring answers on the bus; then give it its login collection, unlocked.
+
+    The collection is made here through GNOME Keyring's internal interface with the
+    known password (and made the default), rather than by `--unlock` on its standard
+    input, which left the daemon now and then with no default collection at all.
+    """
     deadline = time.monotonic() + timeout
     while True:
         try:
+            with contextlib.closing(service._connect()) as connection:
+                reply = connection.send_and_get_reply(
+                    new_method_call(_SERVICE, "ReadAlias", "s", ("default",))
+                )
+                if reply.body[0] == "/":
+                    _create_login_collection(connection)
             service.is_locked()
             return
         except Exception:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def _create_login_collection(connection: DBusConnection) -> None:
+    reply = connection.send_and_get_reply(
+        new_method_call(_SERVICE, "OpenSession", "sv", ("plain", ("s", "")))
+    )
+    session = reply.body[1]
+    reply = connection.send_and_get_reply(
+        new_method_call(
+            _INTERNAL,
+            "CreateWithMasterPassword",
+            "a{sv}(oayays)",
+            (
+                {"org.freedesktop.Secret.Collection.Label": ("s", "login")},
+                (session, b"", PASSWORD, "text/plain"),
+            ),
+        )
+    )
+    collection = reply.body[0]
+    connection.send_and_get_reply(
+        new_method_call(_SERVICE, "SetAlias", "so", ("default", collection))
+    )
