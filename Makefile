@@ -9,11 +9,14 @@ STAMP := $(VENV)/.installed
 # (util-linux), with which tests/support/systemd_user.py starts that manager in a mount
 # namespace, as root or as an unprivileged user; useradd (passwd), which makes that user;
 # tmux for the terminal tests; zsh, fish and bash-completion, whose completion of credd and
-# credctl the tests run. That user's venv needs Debian's /usr/bin/python3 with its venv
-# module (python3-venv), and bash-completion is a script, not a command: both checked apart.
+# credctl the tests run; a Secret Service for the keyring tests (gnome-keyring, run under
+# dbus-run-session by tests/support/secret_service.py; secret-tool to look inside). That
+# user's venv needs Debian's /usr/bin/python3 with its venv module (python3-venv), and
+# bash-completion is a script, not a command: both checked apart.
 DEBIAN_TOOLS := systemd-analyze:systemd systemctl:systemd /usr/lib/systemd/systemd:systemd \
   unshare:util-linux nsenter:util-linux setpriv:util-linux useradd:passwd tmux:tmux \
-  zsh:zsh fish:fish
+  zsh:zsh fish:fish \
+  gnome-keyring-daemon:gnome-keyring dbus-run-session:dbus secret-tool:libsecret-tools
 DEBIAN_STAMP := $(VENV)/.debian
 
 .PHONY: test lint typecheck pytest demo bench clean debian-deps reliability-report

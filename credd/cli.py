@@ -99,6 +99,10 @@ def _dispatch(args: dict[str, Any], env: Mapping[str, str]) -> int:
         return run_login(
             Namespace(**args), env={**env, "CREDD_SOCKET": args["socket"]} if args["socket"] else env
         )
+    if command.startswith("keys "):
+        from credd.commands.keys import run_keys
+
+        return run_keys(command.split()[1], args, env=env)
     if command == "completion":
         from credd.completion import script
 

@@ -12,6 +12,8 @@ from credd import __version__, paths
 from credd.cmdline import (
     BAD_INPUT,
     DEBUG,
+    FILE,
+    JSON,
     LOG_LEVEL,
     POLICY,
     SOCKET,
@@ -43,12 +45,27 @@ def _facts(env: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+# `credd keys`'s shared parts.
+_PROFILE_ARG = Positional("profile", "PROFILE", "the source profile (an IAM user's long-term keys)")
+_KEYS_FILE = Option(
+    "--file",
+    "the credentials file (default: {credentials})",
+    metavar="CREDENTIALS",
+    complete=FILE,
+)
+_KEYS_EXITS = [
+    (0, "done"),
+    (1, "the keyring or the file failed (locked, absent, unwritable)"),
+    (2, "bad input; nothing changed"),
+]
+
+
 CREDD = Program(
     "credd",
     "Keeps AWS MFA sessions, and the roles chained on them, fresh in the background: the "
     "daemon (`credd run`) and its admin commands. `credctl` talks to the running daemon.",
     version=__version__,
-    common=[POLICY, SOCKET, LOG_LEVEL, DEBUG],
+    common=[POLICY, SOCKET, LOG_LEVEL, JSON, DEBUG],
     exits=[(0, "done"), (1, "something failed"), BAD_INPUT],
     facts=_facts,
     commands=[
@@ -150,6 +167,68 @@ CREDD = Program(
                 (0, "written, already current, or printed (--dry-run)"),
                 (1, "a changed file is there (see --force), or it could not be written"),
                 (2, "bad input: the interpreter's or HOME's path"),
+            ],
+        ),
+        Command(
+            "keys",
+            "long-term keys in the OS keyring",
+            "The IAM user's long-term keys, out of the credentials file and into the OS "
+            "keyring, and back.",
+            commands=[
+                Command(
+                    "import",
+                    "move a profile's keys from the credentials file into the keyring",
+                    "Moves PROFILE's long-term keys from the credentials file into the OS "
+                    "keyring: stored, read back and compared, and only then the two key lines "
+                    "removed from the file (every other byte kept).",
+                    positionals=[_PROFILE_ARG],
+                    options=[_KEYS_FILE],
+                    common=(DEBUG.flag,),
+                    exits=_KEYS_EXITS,
+                ),
+                Command(
+                    "add",
+                    "store keys straight into the keyring",
+                    "Stores PROFILE's long-term keys straight into the keyring, typed on the "
+                    "terminal (the secret not echoed) or from the console's CSV; never on disk.",
+                    positionals=[_PROFILE_ARG],
+                    options=[
+                        Option(
+                            "--csv", "the console's access-key CSV", metavar="FILE", complete=FILE
+                        ),
+                        Option("--force", "replace a key the keyring holds for PROFILE"),
+                    ],
+                    common=(DEBUG.flag,),
+                    exits=_KEYS_EXITS,
+                ),
+                Command(
+                    "list",
+                    "every long-term key credd can use",
+                    "Each long-term key credd can use: profile, masked key id, where it lives "
+                    "(keyring or file) and when it was stored; never a secret.",
+                    options=[_KEYS_FILE],
+                    common=(JSON.flag, DEBUG.flag),
+                    exits=_KEYS_EXITS,
+                ),
+                Command(
+                    "export",
+                    "the way back: the keys into the credentials file, out of the keyring",
+                    "Writes PROFILE's keys into the credentials file (0600), reads them back "
+                    "and compares, and only then deletes the keyring item.",
+                    positionals=[_PROFILE_ARG],
+                    options=[_KEYS_FILE],
+                    common=(DEBUG.flag,),
+                    exits=_KEYS_EXITS,
+                ),
+                Command(
+                    "remove",
+                    "delete the keyring item",
+                    "Deletes PROFILE's keyring item; on a terminal it asks first.",
+                    positionals=[_PROFILE_ARG],
+                    options=[Option("--yes", "do not ask on a terminal")],
+                    common=(DEBUG.flag,),
+                    exits=_KEYS_EXITS,
+                ),
             ],
         ),
         completion_command("credd"),

@@ -8,7 +8,9 @@ what `credd check` would say of the policy, and only then asks whether to
 install the service. Only after the last answer is anything written: the policy
 (a commented YAML text, written by hand so each key carries its explanation;
 the file 0600, and its directory 0700 when init makes it), then `credd install`
-if that was asked for. A directory that exists is left as it is; one that
+if that was asked for. When the source's long-term keys sit in plaintext in the
+credentials file and an OS keyring is there, init offers (after the questions)
+to move them into it, as `credd keys import` does, once the policy is written. A directory that exists is left as it is; one that
 someone else owns or can write is refused before any question (exit 2), since
 credd would not trust a policy there.
 
@@ -30,13 +32,17 @@ from pathlib import Path
 from typing import TextIO, TypeVar
 
 from credd import paths
+from credd.adapters.keyring import Keyring
 from credd.commands.check import problem_lines
 from credd.commands.install import install
+from credd.commands.keys import move_into_keyring, plaintext_profiles
 from credd.commands.login import default_target, display_path
+from credd.credentials import mask_key_id
 from credd.durations import format_duration, parse_duration
-from credd.errors import EXIT_INTERRUPTED, PolicyError
+from credd.errors import EXIT_INTERRUPTED, CreddError, PolicyError
 from credd.files.atomic import atomic_write, make_directories
 from credd.files.lookup import AwsFiles
+from credd.files.writer import CredentialsWriter
 from credd.policy import (
     ROLE_ARN,
     ROLE_CHAINED_MAX,
@@ -98,6 +104,7 @@ def run_init(
     out: TextIO = sys.stdout,
     platform: str = sys.platform,
     python: str = sys.executable,
+    keyring: Keyring | None = None,
 ) -> int:
     """Ask, write the policy, check it, and install the service if asked; the exit status.
 
@@ -106,7 +113,14 @@ def run_init(
     written because someone else could change a policy in its directory.
     """
     asker = _Asker(stdin, out)
-    init = _Init(env=env, ask=asker, out=out, platform=platform, python=python)
+    init = _Init(
+        env=env,
+        ask=asker,
+        out=out,
+        platform=platform,
+        python=python,
+        keyring=keyring or Keyring(),
+    )
     try:
         return init.run()
     except _Aborted:
@@ -233,15 +247,17 @@ class _Init:
         out: TextIO,
         platform: str,
         python: str,
+        keyring: Keyring,
     ) -> None:
         self.env = env
         self.ask = ask
         self.out = out
         self.platform = platform
         self.python = python
+        self.keyring = keyring
         self.policy_path = Path(paths.policy_path(env))
         self.credentials_file = Path(paths.credentials_path(env))
-        self.aws = AwsFiles.load(self.credentials_file, env)
+        self.aws = AwsFiles.load(self.credentials_file, env, keyring.holds)
         self.written: Path | None = None
 
     def what_was_written(self) -> str:
@@ -282,9 +298,21 @@ class _Init:
                 self.say(f"kept {self.policy_path}; nothing was written")
                 return EXIT_ABORTED
         answers = self.questions(sources)
-        return self.finish(answers, replace=replace)
+        move_keys = self.offer_keyring(answers.source_profile)
+        return self.finish(answers, replace=replace, move_keys=move_keys)
 
     # -- the questions ---------------------------------------------------------
+
+    def offer_keyring(self, source: str) -> bool:
+        """Offer to move the source's plaintext keys into the OS keyring, when there is one."""
+        writer = CredentialsWriter(self.credentials_file)
+        if not plaintext_profiles(writer, [source]) or not self.keyring.available():
+            return False
+        where = display_path(self.credentials_file, self.env)
+        return self.ask.yes(
+            f"Move the long-term keys of {source} out of {where} into the OS keyring"
+            f" (`credd keys import {source}`; `credd keys export {source}` undoes it)?"
+        )
 
     def questions(self, sources: list[str]) -> Answers:
         where = display_path(self.credentials_file, self.env)
@@ -341,8 +369,9 @@ class _Init:
             roles.append(RoleAnswer(name, arn, duration))
 
     def source_profiles(self) -> list[str]:
-        """Profiles that hold long-term keys (credentials file first, then the config)."""
-        names = dict.fromkeys([*self.aws.credentials, *self.aws.config])
+        """Profiles that hold long-term keys (credentials file, the config, the keyring)."""
+        in_keyring = sorted(self.keyring.profiles() or ())
+        names = dict.fromkeys([*self.aws.credentials, *self.aws.config, *in_keyring])
         return [name for name in names if self.aws.has_long_term_keys(name)]
 
     def check_source(self, answer: str, sources: list[str]) -> tuple[str | None, str]:
@@ -367,16 +396,32 @@ class _Init:
 
     # -- writing ---------------------------------------------------------------
 
-    def finish(self, answers: Answers, *, replace: bool) -> int:
-        """Show what `credd check` says of the policy, ask about the service, then write."""
+    def move_keys(self, source: str) -> None:
+        writer = CredentialsWriter(self.credentials_file)
+        where = display_path(self.credentials_file, self.env)
+        try:
+            stored = move_into_keyring(source, writer, self.keyring)
+        except CreddError as error:
+            self.say(f"keys not moved: {' '.join(error.message.split())}; they stay in {where}")
+            return
+        self.say(
+            f"moved the keys of {source} ({mask_key_id(stored.access_key_id)}) into the"
+            f" keyring and out of {where}\n"
+        )
+
+    def finish(self, answers: Answers, *, replace: bool, move_keys: bool) -> int:
+        """Show what `credd check` says of the policy, ask about the service, then write
+        (and move the keys, when that was asked for)."""
         text = render_policy(answers)
         try:
-            policy = parse_policy(text, path=self.policy_path, env=self.env)
+            policy = parse_policy(
+                text, path=self.policy_path, env=self.env, in_keyring=self.keyring.holds
+            )
         except PolicyError as error:  # the answers were checked one by one: a bug if seen
             self.say(error.message)
             self.say("nothing was written")
             return EXIT_INVALID
-        problems = problem_lines(policy)
+        problems = problem_lines(policy, self.keyring)
         self.say(f"\nThe policy, as `credd check` will read it ({self.policy_path}):\n")
         if problems:
             for line in problems:
@@ -397,6 +442,8 @@ class _Init:
             self.say(f"{self.policy_path} appeared meanwhile; nothing was written")
             return EXIT_ABORTED
         self.say(f"\nwrote {self.written}")
+        if move_keys:
+            self.move_keys(answers.source_profile)
         if problems:
             self.say("\nFix the problems above, then run `credd check`.")
             if kind is not None:

@@ -6,8 +6,8 @@ plus `--token-code`, written with credd's safe writer and exactly the keys the
 daemon writes (`Credentials.as_file_keys`):
 
 - source profile: `--profile`, else `default`; its long-term keys come from
-  the credentials file (`AWS_SHARED_CREDENTIALS_FILE`, else
-  `~/.aws/credentials`);
+  the OS keyring first (`credd keys`), then the credentials file
+  (`AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`);
 - MFA device: `--serial-number`, else the source's `mfa_serial` in the AWS
   config or credentials file, else asked on a terminal ("MFA serial number
   or ARN: "), else an error;
@@ -48,11 +48,18 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from credd import paths, protocol
+from credd.adapters.keyring import Keyring, long_term_keys
 from credd.adapters.sts import Boto3Sts, StsClient
 from credd.credentials import Credentials, format_utc, mask_key_id
 from credd.ctl.client import Client
 from credd.daemon import planner
-from credd.errors import BadInputError, CreddError, DaemonUnreachableError, UntrustedDaemonError
+from credd.errors import (
+    BadInputError,
+    CreddError,
+    DaemonUnreachableError,
+    KeyringError,
+    UntrustedDaemonError,
+)
 from credd.files.awsconfig import add_region, section_for
 from credd.files.lookup import AwsFiles
 from credd.files.writer import CredentialsWriter
@@ -78,10 +85,12 @@ def run_login(
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
     clock: Callable[[], datetime] | None = None,
+    keyring: Keyring | None = None,
 ) -> int:
     """Renew one MFA session into the credentials file; the exit status (module doc)."""
     try:
-        return _Login(args, env=env, stdin=stdin, out=out, err=err).run(sts, clock or _now)
+        login = _Login(args, env=env, stdin=stdin, out=out, err=err, keyring=keyring or Keyring())
+        return login.run(sts, clock or _now)
     except CreddError as error:
         err.write(f"credd: error: {' '.join(error.message.split())}\n")
         return error.exit_status
@@ -130,6 +139,7 @@ class _Login:
         stdin: TextIO,
         out: TextIO,
         err: TextIO,
+        keyring: Keyring,
     ) -> None:
         self.args = args
         self.env = env
@@ -137,6 +147,7 @@ class _Login:
         self.out = out
         self.err = err
         self.tty = _isatty(stdin)
+        self.keyring = keyring
 
     def run(self, sts: StsClient | None, now: Callable[[], datetime]) -> int:
         source = self.args.profile or "default"
@@ -144,11 +155,13 @@ class _Login:
         credentials_file = Path(paths.credentials_path(self.env))
         writer = CredentialsWriter(credentials_file)
         sections = writer.read()
-        keys = planner.long_term_credentials(sections.get(source))
+        in_file = planner.long_term_credentials(sections.get(source))
         where = display_path(credentials_file, self.env)
         daemon = self._daemon()
+        keys = None
         if daemon is None:
-            _check_keys(keys, source, where)  # before any question: nothing else can help
+            # Before any question: with no daemon, nothing else can help.
+            keys = self._long_term_keys(source, in_file, where)
         duration = self._duration()
         if daemon is not None and self.args.update_profile in daemon.profiles:
             return self._hand_over(daemon, self.args.update_profile, now)
@@ -157,7 +170,7 @@ class _Login:
         target = self._target(serial, source, sections)
         if daemon is not None and target in daemon.profiles:
             return self._hand_over(daemon, target, now)
-        keys = _check_keys(keys, source, where)
+        keys = keys or self._long_term_keys(source, in_file, where)
         code = self._code()
         region = region_for(serial, source, aws, self.env)
 
@@ -190,6 +203,30 @@ class _Login:
                 f"credd: warning: the region of {target} was not added to {where}:"
                 f" {' '.join(error.message.split())}\n"
             )
+
+    def _long_term_keys(self, source: str, in_file: Credentials | None, where: str) -> Credentials:
+        """The source's long-term keys, from the keyring first, or why there are none."""
+        try:
+            found = long_term_keys(self.keyring, source, in_file)
+        except KeyringError as error:
+            if not self.keyring.absent:
+                raise KeyringError(
+                    f"profile {source} has no keys in {where}, and {error.message}"
+                ) from None
+            found = None  # no keyring on this machine: it holds nothing
+        if found is None:
+            raise BadInputError(
+                f"profile {source} has no aws_access_key_id and aws_secret_access_key in"
+                f" {where} or the keyring; add them with `aws configure --profile {source}`,"
+                " `credctl import --csv FILE` or `credd keys add`"
+            )
+        keys = found[0]
+        if keys.session_token:
+            raise BadInputError(
+                f"profile {source} in {where} holds temporary credentials (a session token);"
+                " credd login starts from an IAM user's long-term keys"
+            )
+        return keys
 
     def _daemon(self) -> _Daemon | None:
         """The running credd and the profiles it manages; None when none runs."""
@@ -324,22 +361,6 @@ class _Daemon:
     client: Client
     pid: int
     profiles: Mapping[str, Mapping[str, Any]]
-
-
-def _check_keys(keys: Credentials | None, source: str, where: str) -> Credentials:
-    """The source's long-term keys, or why there are none to start from."""
-    if keys is None:
-        raise BadInputError(
-            f"profile {source} has no aws_access_key_id and aws_secret_access_key in"
-            f" {where}; add them with `aws configure --profile {source}` or"
-            " `credctl import --csv FILE`"
-        )
-    if keys.session_token:
-        raise BadInputError(
-            f"profile {source} in {where} holds temporary credentials (a session token);"
-            " credd login starts from an IAM user's long-term keys"
-        )
-    return keys
 
 
 def _check_profile_name(name: str, option: str) -> None:

@@ -157,8 +157,10 @@ CREDCTL = Program(
             "import",
             "import the AWS console's access-key CSV",
             "Imports the AWS console's access-key CSV (User Name, Access key ID, Secret "
-            "access key) into the credentials file with credd's safe writer, with or without "
-            "a running credd.",
+            "access key) into the credentials file with credd's safe writer (or, with "
+            "--keyring, into the OS keyring), with or without a running credd. Keys already "
+            "held for the profile are never replaced without --force, and a profile credd "
+            "manages is always refused.",
             options=[
                 Option(
                     "--csv",
@@ -174,9 +176,24 @@ CREDCTL = Program(
                     metavar="CREDENTIALS",
                     complete=FILE,
                 ),
+                Option(
+                    "--profile",
+                    "the profile to write (default: the CSV's User Name, else the file's name)",
+                    metavar="PROFILE",
+                ),
+                Option("--force", "replace keys already held for the profile"),
+                Option("--keyring", "into the OS keyring, not the credentials file"),
             ],
             common=(DEBUG.flag,),
-            exits=[(0, "imported"), (2, "bad input: the CSV, or a file credd will not rewrite")],
+            exits=[
+                (0, "imported"),
+                (1, "the keyring or the file failed"),
+                (
+                    2,
+                    "bad input: the CSV, keys already there (see --force), a profile credd "
+                    "manages, or a file credd will not rewrite",
+                ),
+            ],
         ),
         Command(
             "exec",

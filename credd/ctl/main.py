@@ -84,7 +84,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: dict[str, Any], out: TextIO) -> int:
     command: str = args["command"]
     if command == "import":
-        return _import(out, args["csv"], args["file"])
+        from credd.commands.keys import run_import_csv
+
+        return run_import_csv(
+            args["csv"],
+            profile=args["profile"],
+            force=args["force"],
+            to_keyring=args["keyring"],
+            file=args["file"],
+            env=os.environ,
+            out=out,
+        )
     if command == "completion":
         from credd.completion import script
 
@@ -316,18 +326,6 @@ def _answer(
     out.write(f"{name} renewed; {_expiry_phrase(result.get('expires_at'))}\n")
     out.flush()
     return None
-
-
-def _import(out: TextIO, csv_path: str, target: str | None) -> int:
-    from pathlib import Path
-
-    from credd.files.csvimport import import_csv
-    from credd.files.writer import CredentialsWriter
-
-    credentials = Path(target or paths.credentials_path())
-    names = import_csv(Path(csv_path), CredentialsWriter(credentials))
-    out.write(f"imported {len(names)} profile(s) into {credentials}: {', '.join(names)}\n")
-    return 0
 
 
 def _one_line(text: str) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from credd.adapters.clock import Clock, JumpDetector
+from credd.adapters.keyring import Keyring, long_term_keys
 from credd.adapters.scheduler import Scheduler
 from credd.adapters.sts import StsClient
 from credd.credentials import Credentials, mask_key_id
@@ -37,6 +38,7 @@ from credd.errors import (
     CodeRejectedError,
     CreddError,
     Fault,
+    KeyringError,
     NoCredentialsError,
     PolicyError,
     StsTransientError,
@@ -44,7 +46,7 @@ from credd.errors import (
 from credd.files.awsconfig import RegionRecorder
 from credd.files.writer import FileHealth
 from credd.policy import Policy, Profile
-from credd.policy.filecheck import blocked_by_file
+from credd.policy.filecheck import blocked_by_file, sources_without_file_keys
 from credd.states import State
 from credd.timetext import format_relative
 
@@ -114,6 +116,7 @@ class Entry:
     attempts: int = 0
     unwritten: bool = False  # held in memory, not (yet) in the file
     asked: bool = False  # an open request for a code, announced
+    keys_blocked: bool = False  # the source's long-term keys could not be read (keyring)
     work: asyncio.Task[None] | None = field(default=None, repr=False)  # STS call or write
 
     @property
@@ -149,6 +152,7 @@ class Daemon:
         code_helper: CodeHelper | None = None,
         endpoint: EndpointOps | None = None,
         regions: RegionRecorder | None = None,
+        keyring: Keyring | None = None,
         socket_path: Path | None = None,
         pid: int = 0,
         version: str = "",
@@ -165,6 +169,7 @@ class Daemon:
         self._code_helper = code_helper
         self.endpoint = endpoint
         self._regions = regions
+        self._keyring = keyring  # None: long-term keys come from the credentials file only
         self._socket_path = socket_path
         self.pid = pid
         self._version = version
@@ -209,7 +214,7 @@ class Daemon:
         and no code is asked for it that could not be written.
         """
         health = await self._custody.inspect()
-        self._note_file(health)
+        self._note_file(health, await self._keyring_holding(self._policy, health))
         sections = await self._read_file_quietly() if health.problem is None else {}
         for profile in self._policy.profiles:
             self._entries[profile.name] = Entry(profile)
@@ -285,6 +290,7 @@ class Daemon:
             planned=entry.next_refresh_at,
             source_renews_at=self._source_renews_at(entry.profile),
             error=entry.last_error,
+            keys_blocked=entry.keys_blocked,
         )
 
     def _event(self, entry: Entry, event: Event, *, error: str | None = None) -> None:
@@ -313,6 +319,8 @@ class Daemon:
             self._ask_for_code(entry)
         elif decision.action is Action.WRITE:
             self._start(entry, self._write_held(entry))
+        elif decision.action is Action.CHECK_KEYS:
+            self._start(entry, self._check_keys(entry))
 
     def _hold(self, entry: Entry, held: Credentials | None) -> None:
         """Record credentials found on disk (or kept over a reload) for `entry`."""
@@ -337,10 +345,18 @@ class Daemon:
         """Why profile `name` cannot be renewed until the policy or the file is fixed."""
         return self._policy.problems.get(name) or self._file_blocked.get(name)
 
-    def _note_file(self, health: FileHealth) -> dict[str, str]:
+    async def _keyring_holding(self, policy: Policy, health: FileHealth) -> frozenset[str]:
+        """The sources the file holds no keys for whose keys the keyring holds (or may)."""
+        missing = sources_without_file_keys(policy, health)
+        keyring = self._keyring
+        if not missing or keyring is None:
+            return frozenset()
+        return await self._in_thread(lambda: keyring.holding(missing))
+
+    def _note_file(self, health: FileHealth, in_keyring: frozenset[str]) -> dict[str, str]:
         """Record which profiles the credentials file blocks now; what it blocked before."""
         before = self._file_blocked
-        self._file_blocked = blocked_by_file(self._policy, health)
+        self._file_blocked = blocked_by_file(self._policy, health, in_keyring)
         for name, reason in self._file_blocked.items():
             if before.get(name) != reason:
                 log.error("%s cannot be renewed: %s", name, reason)
@@ -350,7 +366,8 @@ class Daemon:
         """Look at the file again when it changed (or while it blocks a profile)."""
         health = await self._custody.inspect_if_changed(force=bool(self._file_blocked))
         if health is not None:
-            await self._reconcile_file(self._note_file(health))
+            in_keyring = await self._keyring_holding(self._policy, health)
+            await self._reconcile_file(self._note_file(health, in_keyring))
 
     async def _reconcile_file(self, before: Mapping[str, str]) -> None:
         """Block the profiles the file now blocks; plan again those it blocked `before`."""
@@ -552,6 +569,16 @@ class Daemon:
         except _WaitingForSource as waiting:
             self._event_successor(entry, Event.WAITING_FOR_SOURCE, error=str(waiting))
             return
+        except KeyringError as error:
+            # Nothing reached AWS: a code fed is unused, and the profile retries by itself.
+            log.warning("%s: %s", profile.name, error.message)
+            target = self._successor(entry)
+            if target is not None:
+                target.keys_blocked = True
+                self._event(target, Event.KEYS_UNAVAILABLE, error=error.message)
+            if code is not None:
+                raise KeyringError(f"{error.message}; the code was not used") from None
+            return
         except CreddError as error:
             log.error("%s: %s", profile.name, error.message)
             self._event_successor(entry, Event.STS_FAILED, error=error.message)
@@ -579,6 +606,7 @@ class Daemon:
             return
         target.credentials, target.issued_at = creds, self._clock.now()
         target.unwritten = True
+        target.keys_blocked = False
         log.info(
             "%s renewed (%s), expires %s",
             profile.name,
@@ -715,14 +743,37 @@ class Daemon:
         return source.credentials if source else None
 
     async def _long_term_keys(self, profile: Profile) -> Credentials:
+        """The source's keys: the keyring's first, then the file's (read off the loop)."""
         sections = await self._custody.read()
-        keys = planner.long_term_credentials(sections.get(profile.source_profile))
-        if keys is None:
+        name = profile.source_profile
+        in_file = planner.long_term_credentials(sections.get(name))
+        found = (
+            await self._in_thread(lambda: long_term_keys(self._keyring, name, in_file))
+            if self._keyring is not None
+            else long_term_keys(None, name, in_file)
+        )
+        if found is None:
+            where = " or the keyring" if self._keyring is not None else ""
             raise CreddError(
-                f"source profile {profile.source_profile} has no aws_access_key_id and "
-                f"aws_secret_access_key in {self._policy.credentials_file}"
+                f"source profile {name} has no aws_access_key_id and "
+                f"aws_secret_access_key in {self._policy.credentials_file}{where}"
             )
-        return keys
+        return found[0]
+
+    async def _check_keys(self, entry: Entry) -> None:
+        """Read the source's keys before a code is asked for again (a keyring was locked)."""
+        try:
+            await self._long_term_keys(entry.profile)
+        except KeyringError as error:
+            self._event(entry, Event.KEYS_UNAVAILABLE, error=error.message)
+            return
+        except CreddError as error:
+            entry.keys_blocked = False
+            self._event(entry, Event.STS_FAILED, error=error.message)
+            return
+        entry.keys_blocked = False
+        log.info("%s: the keys of %s can be read again", entry.name, entry.profile.source_profile)
+        self._event(entry, Event.KEYS_READY)
 
     # ------------------------------------------------------------------ the file
 
@@ -876,7 +927,8 @@ class Daemon:
             raise
         else:
             health = await self._custody.inspect(policy.credentials_file)
-            before = self._apply_policy(policy, health)
+            in_keyring = await self._keyring_holding(policy, health)
+            before = self._apply_policy(policy, health, in_keyring)
             await self._reconcile_file(before)
         finally:
             if self._notifier is not None:
@@ -884,7 +936,9 @@ class Daemon:
         log.info("policy reloaded: %d profiles", len(policy.profiles))
         return {"profiles": len(policy.profiles), "warnings": list(policy.warnings)}
 
-    def _apply_policy(self, policy: Policy, health: FileHealth) -> dict[str, str]:
+    def _apply_policy(
+        self, policy: Policy, health: FileHealth, in_keyring: frozenset[str]
+    ) -> dict[str, str]:
         """Put a new policy in force.
 
         Unchanged profiles are kept as they are. A changed or removed profile's STS call
@@ -892,12 +946,13 @@ class Daemon:
         result serves the new profile of that name when that one makes the same
         credentials (`_successor`); meanwhile the new entry counts as busy, so no second
         call (and no second use of a code) can start. `health` is the new policy's
-        credentials file as it stands; returns the profiles the file blocked before.
+        credentials file as it stands, `in_keyring` the sources it lacks that the keyring
+        holds; returns the profiles the file blocked before.
         """
         old = self._entries
         self._custody.move_to(policy.credentials_file)
         self._policy = policy
-        before = self._note_file(health)
+        before = self._note_file(health, in_keyring)
         self._entries = {}
         new_names = {p.name for p in policy.profiles}
         for name, entry in old.items():

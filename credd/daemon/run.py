@@ -14,6 +14,7 @@ from pathlib import Path
 
 from credd import __version__
 from credd.adapters.clock import SystemClock
+from credd.adapters.keyring import Keyring
 from credd.adapters.scheduler import ApsScheduler
 from credd.adapters.servicemanager import LoopWatchdog, ServiceNotifier
 from credd.adapters.sts import Boto3Sts, quiet_aws_loggers
@@ -43,7 +44,7 @@ def run(*, policy_path: Path, socket_path: Path, env: Mapping[str, str]) -> int:
     """Run the daemon in the foreground; the exit status follows SPEC.md (2: invalid policy)."""
     quiet_aws_loggers()
     try:
-        policy = load_policy(policy_path, env)
+        policy = load_policy(policy_path, env, in_keyring=Keyring().holds)
     except PolicyError as error:
         sys.stderr.write(error.message + "\n")
         return 2
@@ -93,7 +94,7 @@ async def _serve(
     )
     daemon = Daemon(
         policy=policy,
-        load_policy=lambda: load_policy(policy_path, env),
+        load_policy=lambda: load_policy(policy_path, env, in_keyring=Keyring().holds),
         sts=Boto3Sts(read_timeout=float(env.get("CREDD_STS_READ_TIMEOUT", "15"))),
         clock=clock,
         scheduler=ApsScheduler(),
@@ -103,6 +104,7 @@ async def _serve(
         code_helper=code_sources,
         endpoint=endpoint,
         regions=RegionRecorder.from_env(env),
+        keyring=Keyring(),
         socket_path=listener.path,
         pid=os.getpid(),
         version=__version__,

@@ -94,6 +94,10 @@ MAX_SETTLE_WAIT_SECONDS = 2.0
 WATCH_SECONDS = 0.5
 MAX_WATCHED = 16
 
+# Asked of the file as read under the lock, just before a write: true, nothing to write
+# after all; whatever it raises stops the write with nothing written.
+Check = Callable[[Mapping[str, Mapping[str, str]]], bool]
+
 
 def lock_path(target: Path) -> Path:
     """The lock file beside `target`: `.<name>.credd.lock`."""
@@ -274,8 +278,18 @@ class CredentialsWriter:
         keys = {name: frozenset(values) for name, values in sections.items()}
         return FileHealth(self.path, keys=MappingProxyType(keys))
 
-    def update(self, updates: Mapping[str, Mapping[str, str | None]]) -> None:
+    def update(
+        self,
+        updates: Mapping[str, Mapping[str, str | None]],
+        *,
+        check: Check | None = None,
+    ) -> None:
         """Set (or, with None, remove) keys of any number of sections in one atomic write.
+
+        `check`, if given, is called with the parsed file as it is read under the lock, just
+        before the change is applied; true, there is nothing to write after all, and
+        whatever it raises stops the update with nothing written (`credd keys import`
+        removes keys only while they are still the ones it stored elsewhere).
 
         Raises `CredentialsFileError` when the file cannot be parsed (it is
         left as it is) and `FileWriteError` when it cannot be written.
@@ -287,7 +301,7 @@ class CredentialsWriter:
                 self._sweep(target)
                 self._ours.update((name, key) for name, keys in updates.items() for key in keys)
                 late, seen = self._late_writes()
-                self._write_all(target, _merged(late, updates))
+                self._write_all(target, _merged(late, updates), check)
                 self._checked(seen)
 
     def add_section(
@@ -310,11 +324,11 @@ class CredentialsWriter:
                 self._sweep(target)
                 found: list[bool] = []
 
-                def skip(sections: Mapping[str, Mapping[str, str]]) -> bool:
+                def there(sections: Mapping[str, Mapping[str, str]]) -> bool:
                     found.append(present(list(sections)))
                     return found[-1]
 
-                self._write_all(target, {section: dict(keys)}, skip=skip)
+                self._write_all(target, {section: dict(keys)}, check=there)
                 return not found[-1]
 
     def close(self) -> None:
@@ -412,11 +426,10 @@ class CredentialsWriter:
         self,
         target: Path,
         updates: Mapping[str, Mapping[str, str | None]],
-        *,
-        skip: Callable[[Mapping[str, Mapping[str, str]]], bool] | None = None,
+        check: Check | None = None,
     ) -> None:
         for _ in range(self._max_attempts):
-            if self._write_once(target, updates, skip):
+            if self._write_once(target, updates, check):
                 return
             log.info("%s changed while credd was writing it; writing again", self.path)
         raise FileWriteError(
@@ -461,15 +474,16 @@ class CredentialsWriter:
         self,
         target: Path,
         updates: Mapping[str, Mapping[str, str | None]],
-        skip: Callable[[Mapping[str, Mapping[str, str]]], bool] | None = None,
+        check: Check | None = None,
     ) -> bool:
         """One read-apply-write round; False when the file changed under it.
 
-        `skip(the sections read)` true: nothing to write after all.
+        `check(the sections read)` true: nothing to write after all; what it raises stops
+        the write with nothing written.
         """
         before = self._settled_snapshot(target)
         text = self._decode(before.data) if before else ""
-        if skip is not None and skip(credfile.parse(text, path=str(self.path))):
+        if check is not None and check(credfile.parse(text, path=str(self.path))):
             return True
         new_text = credfile.apply(text, updates, path=str(self.path))
         if before is not None and new_text == text:

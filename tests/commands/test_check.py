@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 from support.daemon import CREDD
+from support.secret_service import SecretService
 
+from credd.adapters.keyring import Keyring
 from credd.commands.check import run_check
 
 DEVICE = "arn:aws:iam::123456789012:mfa/MFADeviceName"
@@ -168,3 +170,24 @@ def test_a_15_minute_role_is_valid_with_no_refresh_before(
         "  profiles.prod-admin.refresh_before (default 15m): 15m capped to 7m30s, half the"
         " duration 15m: credd renews no sooner than halfway through a session's life"
     ) in done.stdout
+
+
+def test_sources_in_the_keyring(
+    env: dict[str, str], tmp_path: Path, secret_service_env: SecretService
+) -> None:
+    """A source whose keys are only in the keyring is valid; plaintext keys left beside
+    them are a warning (the keyring's are used)."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY)
+    credentials = tmp_path / "home" / ".aws" / "credentials"
+    Keyring().put("default", "AKIAIOSFODNN7EXAMPLE", "s3cret")
+    status, out, _ = check(path, env)
+    assert status == 0
+    assert "keys in the keyring: default" in out
+    assert f"warning: {credentials} still holds plaintext keys for default" in out
+    credentials.write_text("[default]\nregion = eu-central-1\n")
+    status, out, err = check(path, env)
+    assert (status, err) == (0, "")
+    assert "keys in the keyring: default" in out and "warning: " not in out
+    credentials.unlink()
+    assert check(path, env)[0] == 0

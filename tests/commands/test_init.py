@@ -17,7 +17,9 @@ import pytest
 import yaml
 from support.daemon import CREDD
 from support.terminal import Terminal
+from support.secret_service import SecretService
 
+from credd.adapters.keyring import Keyring
 from credd.commands.init import run_init
 from credd.policy import load_policy
 from credd.states import Kind
@@ -391,3 +393,32 @@ def test_a_directory_someone_else_could_write_is_refused_before_any_question(
     assert os.listdir(directory) == []
     after = directory.stat()
     assert (after.st_mode, after.st_uid) == (before.st_mode, before.st_uid)
+
+
+def test_init_offers_to_move_plaintext_keys_into_the_keyring(
+    tmp_path: Path, secret_service_env: SecretService
+) -> None:
+    """With a keyring there, init asks (after the roles, before the install) whether to move
+    the source's keys; a yes moves them once the policy is written, and check is happy."""
+    env = sandbox(tmp_path)
+    credentials = Path(env["AWS_SHARED_CREDENTIALS_FILE"])
+    status, out = init(env, "", "", "", "", "", "y", "")
+    assert status == 0, out
+    assert "Move the long-term keys of default out of ~/.aws/credentials into the OS keyring" in out
+    assert "moved the keys of default (****LT01) into the keyring" in out
+    assert "keys in the keyring: default" in out
+    assert "CANARYinitSecretDefault" not in credentials.read_text() + out
+    assert "CANARYinitSecretOps" in credentials.read_text()  # only the source's keys move
+    held = Keyring().get("default")
+    assert held is not None and held.access_key_id == "AKIAEXAMPLEDEFAULT01"
+
+
+def test_init_leaves_the_keys_where_they_are_on_a_no(
+    tmp_path: Path, secret_service_env: SecretService
+) -> None:
+    """The default is no: nothing moves."""
+    env = sandbox(tmp_path)
+    status, out = init(env, "", "", "", "", "", "", "")
+    assert status == 0, out
+    assert Keyring().get("default") is None
+    assert Path(env["AWS_SHARED_CREDENTIALS_FILE"]).read_text() == CREDENTIALS_TEXT

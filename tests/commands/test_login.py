@@ -22,6 +22,7 @@ import pyotp
 import pytest
 from support.daemon import AWS, CREDD, CREDENTIALS_TEXT, LONG_TERM_KEY_ID, LONG_TERM_SECRET
 from support.fake_sts import FakeSts
+from support.secret_service import SecretService
 
 from credd.credentials import Credentials, parse_utc
 from credd.files import credfile
@@ -380,3 +381,36 @@ def test_on_a_terminal_it_asks_like_mfa_login(
     assert code.encode() not in transcript, "the code is not echoed"
     assert otp_sts.calls[0].serial == SERIAL
     assert "session-alice" in home.sections()
+
+
+def test_login_reads_the_source_from_the_keyring_first(
+    fake_home: Home, otp_sts: FakeSts, totp: pyotp.TOTP, secret_service_env: SecretService
+) -> None:
+    """Keys moved into the keyring (`credd keys import`): login signs with them, and the
+    file keeps no long-term secret; locked, login says so (exit 1) and sends nothing."""
+    home = fake_home
+    env = {**home.env, **secret_service_env.env}
+    moved = subprocess.run(
+        [CREDD, "keys", "import", "default"], env=env, capture_output=True, text=True
+    )
+    assert moved.returncode == 0, moved.stderr
+    assert LONG_TERM_SECRET not in home.credentials.read_text()
+
+    secret_service_env.lock()
+    done = subprocess.run(
+        [CREDD, "login", "--token-code", "123456"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert "profile default has no keys in ~/.aws/credentials, and cannot read" in done.stderr
+    assert "locked" in done.stderr and otp_sts.calls == []
+
+    secret_service_env.unlock()
+    code = totp.now()
+    done = subprocess.run(
+        [CREDD, "login", "--token-code", code], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    [call] = otp_sts.calls
+    assert call.access_key_id == LONG_TERM_KEY_ID
+    for secret in [*secrets_of(home, "session-alice"), code]:
+        assert secret not in done.stdout + done.stderr

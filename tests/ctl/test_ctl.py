@@ -31,7 +31,8 @@ def test_credctl_starts_on_the_standard_library_alone() -> None:
     probe = (
         "import sys, credd.ctl.main, credd.ctl.client, credd.ctl.child, credd.protocol;"
         "import credd.files.csvimport, credd.files.writer;"
-        "heavy = [m for m in ('boto3', 'botocore', 'apscheduler', 'yaml', 'sdnotify')"
+        "heavy = [m for m in ('boto3', 'botocore', 'apscheduler', 'yaml', 'sdnotify',"
+        " 'keyring', 'secretstorage')"
         " if m in sys.modules]; print(','.join(heavy))"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)

@@ -304,13 +304,19 @@ class MemoryWriter:
                     section[key] = value
 
 
-def make_policy(text: str, sections: Mapping[str, Mapping[str, str]] | None = None) -> Policy:
+def make_policy(
+    text: str,
+    sections: Mapping[str, Mapping[str, str]] | None = None,
+    *,
+    in_keyring: Callable[[str], bool] = lambda name: False,
+) -> Policy:
     """Parse a policy against in-memory AWS files (`default` holds long-term keys)."""
     aws = AwsFiles.from_sections(
         config_path=Path("/nonexistent/config"),
         credentials_path=Path("/nonexistent/credentials"),
         config_sections={},
         credentials_sections=sections or {"default": LONG_TERM},
+        in_keyring=in_keyring,
     )
     return parse_policy(text, path=Path("/policy.yaml"), aws=aws, env={})
 
