@@ -97,7 +97,8 @@ def _dispatch(args: dict[str, Any], env: Mapping[str, str]) -> int:
 
         # login finds a running credd as credctl does, from CREDD_SOCKET first.
         return run_login(
-            Namespace(**args), env={**env, "CREDD_SOCKET": args["socket"]} if args["socket"] else env
+            Namespace(**args),
+            env={**env, "CREDD_SOCKET": args["socket"]} if args["socket"] else env,
         )
     if command.startswith("keys "):
         from credd.commands.keys import run_keys

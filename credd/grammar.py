@@ -174,6 +174,7 @@ CREDD = Program(
             "long-term keys in the OS keyring",
             "The IAM user's long-term keys, out of the credentials file and into the OS "
             "keyring, and back.",
+            exits=_KEYS_EXITS,
             commands=[
                 Command(
                     "import",

@@ -10,9 +10,10 @@ install the service. Only after the last answer is anything written: the policy
 the file 0600, and its directory 0700 when init makes it), then `credd install`
 if that was asked for. When the source's long-term keys sit in plaintext in the
 credentials file and an OS keyring is there, init offers (after the questions)
-to move them into it, as `credd keys import` does, once the policy is written. A directory that exists is left as it is; one that
-someone else owns or can write is refused before any question (exit 2), since
-credd would not trust a policy there.
+to move them into it, as `credd keys import` does, once the policy is written.
+A directory that exists is left as it is; one that someone else owns or can
+write is refused before any question (exit 2), since credd would not trust a
+policy there.
 
 Answers are read line by line from `stdin`, so it works on a terminal, under
 a pty or tmux, and with piped input. End of input before the last answer

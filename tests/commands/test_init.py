@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 from support.daemon import CREDD
-from support.terminal import Terminal
 from support.secret_service import SecretService
+from support.terminal import Terminal
 
 from credd.adapters.keyring import Keyring
 from credd.commands.init import run_init
