@@ -19,7 +19,9 @@ from support.daemon import CREDD
 from support.secret_service import SecretService
 from support.terminal import Terminal
 
+from credd import paths
 from credd.adapters.keyring import Keyring
+from credd.commands.check import run_check
 from credd.commands.init import run_init
 from credd.policy import load_policy
 from credd.states import Kind
@@ -406,7 +408,9 @@ def test_init_offers_to_move_plaintext_keys_into_the_keyring(
     assert status == 0, out
     assert "Move the long-term keys of default out of ~/.aws/credentials into the OS keyring" in out
     assert "moved the keys of default (****LT01) into the keyring" in out
-    assert "keys in the keyring: default" in out
+    checked, problems = io.StringIO(), io.StringIO()
+    assert run_check(Path(paths.policy_path(env)), env, checked, problems) == 0
+    assert "keys in the keyring: default" in checked.getvalue() and problems.getvalue() == ""
     assert "CANARYinitSecretDefault" not in credentials.read_text() + out
     assert "CANARYinitSecretOps" in credentials.read_text()  # only the source's keys move
     held = Keyring().get("default")

@@ -36,12 +36,16 @@ class FakeKeyring(Keyring):
         super().__init__()
         self.locked = False
         self.reads = 0
+        self.held = {"default"}
 
     def get(self, profile: str) -> StoredKey | None:
         self.reads += 1
         if self.locked:
             raise KeyringError(f"cannot read credd/{profile} in the keyring: the keyring is locked")
-        return StoredKey(KEYRING_ID, "keyring-secret") if profile == "default" else None
+        return StoredKey(KEYRING_ID, "keyring-secret") if profile in self.held else None
+
+    def profiles(self) -> frozenset[str] | None:
+        return None  # no listing: asked profile by profile, as on the Keychain
 
 
 async def started(keyring: FakeKeyring) -> Rig:
@@ -134,3 +138,36 @@ async def test_a_code_is_not_used_while_the_keys_cannot_be_read() -> None:
     await rig.daemon.feed_code("654321", "session-x")
     await settle()
     assert entry_of(rig, "session-x")[0] is State.FRESH
+
+
+async def test_keys_moved_into_the_keyring_while_credd_runs_block_nothing() -> None:
+    """`credd keys import default` with the daemon running: the key lines leave the file,
+    the file check asks the keyring, and no profile of `default` is blocked; renewals use
+    the keyring's key from then on. Keys in neither place do block, with the fix named."""
+    keyring = FakeKeyring()
+    keyring.held = set()
+    writer = MemoryWriter({"default": dict(LONG_TERM), "filed": dict(LONG_TERM)})
+    rig = make_rig(POLICY, writer)
+    rig.daemon._keyring = keyring
+    await rig.daemon.start()
+    await settle()
+    assert entry_of(rig, "ops") == (State.FRESH, None)
+
+    keyring.held = {"default"}  # stored, read back; then the two key lines removed
+    writer.update({"default": {"aws_access_key_id": None, "aws_secret_access_key": None}})
+    rig.daemon.tick()
+    await settle()
+    assert rig.daemon.blocked("ops") is None and rig.daemon.blocked("session-x") is None
+    assert entry_of(rig, "ops") == (State.FRESH, None)
+    await rig.daemon.refresh(["ops"])
+    await settle()
+    assert rig.sts.calls[-1].profile_key == KEYRING_ID
+
+    keyring.held = set()  # `credd keys remove default`, and the file holds none either
+    writer.overwrite("default", {"region": "eu-west-1"})
+    rig.daemon.tick()
+    await settle()
+    problem = rig.daemon.blocked("ops")
+    assert problem is not None and "has no aws_access_key_id" in problem
+    assert "`credd keys add`" in problem
+    assert entry_of(rig, "ops") == (State.ERROR, problem)

@@ -112,8 +112,8 @@ def test_check_refuses_a_source_without_keys(box: Sandbox) -> None:
     assert done.stderr.splitlines() == [
         f"{box.policy}: 1 profile cannot be renewed",
         "  profiles.session-alice: source profile default has no aws_access_key_id and"
-        f" aws_secret_access_key in {box.credentials}; add them with"
-        " `aws configure --profile default` or `credctl import --csv FILE`",
+        f" aws_secret_access_key in {box.credentials} or the keyring; add them with"
+        " `aws configure --profile default`, `credctl import --csv FILE` or `credd keys add`",
     ]
 
 

@@ -8,7 +8,7 @@ from support.fakes import LONG_TERM, make_policy
 
 from credd.files.writer import FileHealth
 from credd.policy import Policy
-from credd.policy.filecheck import blocked_by_file
+from credd.policy.filecheck import blocked_by_file, sources_without_file_keys
 
 POLICY = """
 version: 1
@@ -46,9 +46,18 @@ def test_a_source_without_keys_blocks_the_profiles_made_from_it() -> None:
     blocked = blocked_by_file(policy(), health)
     assert blocked == {
         "session-x": "source profile default has no aws_access_key_id and"
-        f" aws_secret_access_key in {PATH}; add them with `aws configure --profile default`"
-        " or `credctl import --csv FILE`"
+        f" aws_secret_access_key in {PATH} or the keyring; add them with `aws configure"
+        " --profile default`, `credctl import --csv FILE` or `credd keys add`"
     }
+
+
+def test_a_source_the_keyring_holds_needs_no_keys_in_the_file() -> None:
+    """`default`'s keys were moved into the keyring: the file holds none and blocks nothing;
+    the sources to ask the keyring about are exactly those the file lacks."""
+    health = FileHealth(PATH, keys={"default": frozenset({"region"}), "ops-keys": KEYS})
+    assert sources_without_file_keys(policy(), health) == {"default"}
+    assert blocked_by_file(policy(), health, in_keyring={"default"}) == {}
+    assert set(blocked_by_file(policy(), health, in_keyring={"ops-keys"})) == {"session-x"}
 
 
 def test_a_file_with_every_source_keyed_blocks_nothing() -> None:
