@@ -185,6 +185,8 @@ def short_status(profiles: list[dict[str, Any]], now: float) -> str:
     The profiles that need the person (awaiting a code, in error, expired) by name, the
     most pressing first, at most `_SHORT_NAMES` of them and then how many more; the others
     as a count with the soonest expiry: `session-x awaiting-code +3 more | 96 ok 2h10m`.
+    Profiles never obtained yet (roles waiting for their session's first code) are counted
+    apart, `99 pending`: not ok, and nothing to do about them but what is named.
     """
     if not profiles:
         return "credd: no profiles"
@@ -197,11 +199,14 @@ def short_status(profiles: list[dict[str, Any]], now: float) -> str:
         named = ", ".join(f"{p['name']} {p['state']}" for p in needing[:_SHORT_NAMES])
         more = len(needing) - _SHORT_NAMES
         parts.append(f"{named} +{more} more" if more > 0 else named)
-    others = [p for p in profiles if p["state"] not in _NEEDS_YOU]
+    others = [p for p in profiles if p["state"] not in _NEEDS_YOU and p["state"] != "pending"]
     if others:
         expiries = [utc_seconds(p["expires_at"]) for p in others if p.get("expires_at")]
         soonest = f" {format_relative(min(expiries) - now)}" if expiries else ""
         parts.append(f"{len(others)} ok{soonest}")
+    pending = sum(p["state"] == "pending" for p in profiles)
+    if pending:
+        parts.append(f"{pending} pending")
     return " | ".join(parts)
 
 

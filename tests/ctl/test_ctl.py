@@ -297,6 +297,8 @@ def test_short_status_names_only_the_profiles_that_need_you() -> None:
     assert ctl.short_status(PROFILES, NOW) == "admin error | 1 ok 3h12m"
     assert ctl.short_status(PROFILES[:1], NOW) == "1 ok 3h12m"
     assert ctl.short_status([], NOW) == "credd: no profiles"
+    never = {**PROFILES[0], "name": "role", "state": "pending", "expires_at": None}
+    assert ctl.short_status([never, *PROFILES], NOW) == "admin error | 1 ok 3h12m | 1 pending"
 
 
 def test_short_status_stays_short_with_a_hundred_profiles() -> None:
