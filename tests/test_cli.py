@@ -103,6 +103,11 @@ def test_credd_init_writes_the_policy_given(tmp_path: Path, where: str) -> None:
     """`credd init --policy X` (refused until now) asks about X, not the default, and an input
     that ends at once writes nothing."""
     env = sandbox_env(tmp_path)
+    aws = tmp_path / "home" / ".aws"
+    aws.mkdir()  # a source with keys, or init stops before any question
+    (aws / "credentials").write_text(
+        "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = x\n"
+    )
     given = tmp_path / "elsewhere" / "policy.yaml"
     words = (
         ["init", "--policy", str(given)] if where == "after" else ["--policy", str(given), "init"]
@@ -180,13 +185,20 @@ def test_every_command_has_help_with_real_defaults_and_exit_codes(
 def test_the_programs_help_lists_every_command_and_the_common_options(
     tmp_path: Path, program: str
 ) -> None:
-    """`PROGRAM --help` lists the commands, says the common options may follow the command,
-    and shows the socket path in force; --version names the version."""
+    """`PROGRAM --help` lists the commands (a group's `--help` its subcommands), says the
+    common options may follow the command, and shows the socket path in force; --version
+    names the version."""
     env = sandbox_env(tmp_path)
     done = run(program, "--help", env=env)
     assert done.returncode == 0
-    for path in commands_of(PROGRAMS[program][1]):
-        assert re.search(rf"\n    {path}\s", done.stdout), path
+    for command in PROGRAMS[program][1].commands:
+        assert re.search(rf"\n    {command.name}\s", done.stdout), command.name
+    for path, command in commands_of(PROGRAMS[program][1]).items():
+        if command.commands:
+            group = run(program, *path.split(), "--help", env=env)
+            assert group.returncode == 0
+            for sub in command.commands:
+                assert re.search(rf"\n    {sub.name}\s", group.stdout), f"{path} {sub.name}"
     assert "may also come after the command" in done.stdout
     assert env["CREDD_SOCKET"] in done.stdout
     version = run(program, "--version", env=env)
