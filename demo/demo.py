@@ -191,6 +191,8 @@ def main() -> int:
         say(f"The credentials file ({credentials}), secrets masked")
         print(masked(credentials.read_text()), end="")
 
+        # Each region is added just after the profile's first write, off credd's loop.
+        wait_until(lambda: config.read_text().count("[profile ") == 3, "the regions written")
         say(f"The AWS config ({config}): each new profile got its region, once")
         print(config.read_text(), end="")
 
