@@ -8,10 +8,15 @@ STAMP := $(VENV)/.installed
 # systemd-analyze, systemctl and a user manager (systemd); unshare, nsenter and setpriv
 # (util-linux), with which tests/support/systemd_user.py starts that manager in a mount
 # namespace, as root or as an unprivileged user; useradd (passwd), which makes that user;
-# tmux for the terminal tests. That user's venv needs Debian's /usr/bin/python3 with its
-# venv module (python3-venv), checked apart: it is a module, not a command.
+# tmux for the terminal tests; zsh, fish and bash-completion, whose completion of credd and
+# credctl the tests run; a Secret Service for the keyring tests (gnome-keyring, run under
+# dbus-run-session by tests/support/secret_service.py; secret-tool to look inside). That
+# user's venv needs Debian's /usr/bin/python3 with its venv module (python3-venv), and
+# bash-completion is a script, not a command: both checked apart.
 DEBIAN_TOOLS := systemd-analyze:systemd systemctl:systemd /usr/lib/systemd/systemd:systemd \
-  unshare:util-linux nsenter:util-linux setpriv:util-linux useradd:passwd tmux:tmux
+  unshare:util-linux nsenter:util-linux setpriv:util-linux useradd:passwd tmux:tmux \
+  zsh:zsh fish:fish \
+  gnome-keyring-daemon:gnome-keyring dbus-run-session:dbus secret-tool:libsecret-tools
 DEBIAN_STAMP := $(VENV)/.debian
 
 .PHONY: test lint typecheck pytest demo bench clean debian-deps reliability-report
@@ -31,6 +36,7 @@ $(DEBIAN_STAMP): Makefile | $(BIN)/python
 	@missing=""; for pair in $(DEBIAN_TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
 	/usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	[ -f /usr/share/bash-completion/bash_completion ] || missing="$$missing bash-completion"; \
 	missing=$$(printf '%s\n' $$missing | sort -u | xargs); \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

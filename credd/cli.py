@@ -1,53 +1,26 @@
 """`credd`: the daemon and its admin commands. Only this entry point configures logging.
 
-User-facing failures are handled here alone: one line (or the policy's list of
-problems) on stderr and an exit status from SPEC.md, as credd/errors.py maps them.
+Its command line is the table in credd/grammar.py. User-facing failures are handled
+here alone: one line (or the policy's list of problems) on stderr and an exit status
+from SPEC.md, as credd/errors.py maps them; a traceback instead with `--debug`.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from credd import __version__, paths
+from credd import paths
+from credd.cmdline import fast_parse
 from credd.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, CreddError
+from credd.grammar import CREDD
 
-LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="credd", description="Keeps AWS MFA sessions, and roles chained on them, fresh."
-    )
-    parser.add_argument("--version", action="version", version=f"credd {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = sub.add_parser("run", help="the daemon, in the foreground")
-    run.add_argument("--policy", type=Path, help="policy file (default: $CREDD_POLICY)")
-    run.add_argument("--socket", type=Path, help="control socket (default: $CREDD_SOCKET)")
-    run.add_argument("--log-level", choices=LOG_LEVELS, default="info")
-
-    check = sub.add_parser("check", help="validate the policy and what it refers to")
-    check.add_argument("--policy", type=Path)
-
-    install = sub.add_parser("install", help="write the systemd user unit or the LaunchAgent")
-    install.add_argument("kind", choices=("systemd", "launchd"))
-    install.add_argument("--dry-run", action="store_true", help="print instead of writing")
-    install.add_argument("--force", action="store_true", help="overwrite a changed file")
-
-    sub.add_parser("init", help="first-run setup: write a policy by answering questions")
-
-    login = sub.add_parser("login", help="one renewal now, with no daemon (like mfa-login)")
-    login.add_argument("--profile", help="source profile with long-term keys (default: default)")
-    login.add_argument("--update-profile", help="profile to write (default: session-<device>)")
-    login.add_argument("--serial-number", help="MFA device ARN")
-    login.add_argument("--duration-seconds", type=int, help="session length, 900-129600")
-    login.add_argument("--token-code", help="the 6-digit code (asked for if left out)")
-    return parser
+# Set by the completion scripts (credd.completion): print the profile names and stop.
+COMPLETE_VARIABLE = "_CREDD_COMPLETE"
 
 
 def configure_logging(level: str) -> None:
@@ -65,40 +38,75 @@ def configure_logging(level: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `credd` console script."""
-    args = _parser().parse_args(argv)
     env = os.environ
+    if env.get(COMPLETE_VARIABLE) == "profiles":
+        from credd.commands.names import print_profile_names
+
+        return print_profile_names(env, sys.stdout)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = fast_parse(CREDD, words)
+    if args is None:
+        from credd.cmdparser import parse
+
+        args = parse(CREDD, words)
     try:
-        if args.command == "run":
-            from credd.daemon.run import run
-
-            configure_logging(args.log_level)
-            return run(
-                policy_path=args.policy or Path(paths.policy_path(env)),
-                socket_path=args.socket or Path(paths.socket_path(env)),
-                env=env,
-            )
-        if args.command == "check":
-            from credd.commands.check import run_check
-
-            policy = args.policy or Path(paths.policy_path(env))
-            return run_check(policy, env, sys.stdout, sys.stderr)
-        if args.command == "install":
-            from credd.commands.install import install
-
-            return install(
-                args.kind, dry_run=args.dry_run, force=args.force, env=env, out=sys.stdout
-            )
-        if args.command == "init":
-            from credd.commands.init import run_init
-
-            return run_init(env=env)
-        if args.command == "login":
-            from credd.commands.login import run_login
-
-            return run_login(args, env=env)
+        return _dispatch(args, env)
     except CreddError as error:
+        if args["debug"]:
+            raise
         sys.stderr.write(f"credd: error: {error.message}\n")
         return error.exit_status
     except KeyboardInterrupt:
+        # End the line a question (login's code) was left on, before the shell's prompt.
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
         return EXIT_INTERRUPTED
-    return EXIT_BAD_INPUT  # argparse admits no other command
+
+
+def _dispatch(args: dict[str, Any], env: Mapping[str, str]) -> int:
+    command = args["command"]
+    policy = Path(args["policy"] or paths.policy_path(env))
+    if command == "run":
+        from credd.daemon.run import run
+
+        configure_logging(args["log_level"])
+        return run(
+            policy_path=policy,
+            socket_path=Path(args["socket"] or paths.socket_path(env)),
+            env=env,
+        )
+    if command == "check":
+        from credd.commands.check import run_check
+
+        return run_check(policy, env, sys.stdout, sys.stderr)
+    if command == "install":
+        from credd.commands.install import install
+
+        return install(
+            args["kind"], dry_run=args["dry_run"], force=args["force"], env=env, out=sys.stdout
+        )
+    if command == "init":
+        from credd.commands.init import run_init
+
+        # init finds the policy as every command does, from CREDD_POLICY first.
+        return run_init(env={**env, "CREDD_POLICY": str(policy)} if args["policy"] else env)
+    if command == "login":
+        from argparse import Namespace
+
+        from credd.commands.login import run_login
+
+        # login finds a running credd as credctl does, from CREDD_SOCKET first.
+        return run_login(
+            Namespace(**args),
+            env={**env, "CREDD_SOCKET": args["socket"]} if args["socket"] else env,
+        )
+    if command.startswith("keys "):
+        from credd.commands.keys import run_keys
+
+        return run_keys(command.split()[1], args, env=env)
+    if command == "completion":
+        from credd.completion import script
+
+        sys.stdout.write(script(CREDD, args["shell"]))
+        return 0
+    return EXIT_BAD_INPUT  # the table admits no other command

@@ -140,6 +140,10 @@ class StsTransientError(CreddError):
     fault = Fault.STS_FAILED
 
 
+class KeyringError(CreddError):
+    """The OS keyring is locked, absent, or refused: the keys it holds cannot be used now."""
+
+
 class NoCredentialsError(CreddError):
     """No valid credentials are held for a profile (credential-process)."""
 
@@ -195,6 +199,7 @@ EXIT_FOR_ERROR: dict[type, int] = {
     StsTransientError: EXIT_FAILED,
     NoCredentialsError: EXIT_FAILED,
     EndpointUnavailableError: EXIT_FAILED,
+    KeyringError: EXIT_FAILED,
     DaemonUnreachableError: EXIT_NO_DAEMON,
     UntrustedDaemonError: EXIT_NO_DAEMON,
     SocketPathError: EXIT_BAD_INPUT,

@@ -38,7 +38,16 @@ TOKEN_TTL_DEFAULT_SECONDS = 12 * 3600
 TOKEN_TTL_MAX_SECONDS = 7 * 24 * 3600
 
 OPS = frozenset(
-    {"status", "token", "refresh", "reload", "credential-process", "subscribe", "ping"}
+    {
+        "status",
+        "token",
+        "code-target",
+        "refresh",
+        "reload",
+        "credential-process",
+        "subscribe",
+        "ping",
+    }
     | ENDPOINT_OPS
 )
 

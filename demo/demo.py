@@ -4,14 +4,16 @@ moto's server on 127.0.0.1 stands in for AWS (IAM and STS). The demo makes an
 IAM user with access keys and a virtual MFA device there, writes them into a
 sandbox HOME as a person would have them, runs `credd run` against it, feeds a
 real TOTP code from that device with `credctl token`, and shows the result:
-status, the credentials file (secrets masked), the AWS CLI using a chained
-role, and the same role served to a command by `credctl exec` through credd's
-local endpoint, with no credentials file in its reach. Everything it starts, it
+status, the credentials file (secrets masked), the region credd gave each new
+profile in ~/.aws/config, the AWS CLI using a chained role with no AWS_REGION,
+and the same role served to a command by `credctl exec` through credd's local
+endpoint, with no credentials file in its reach. Everything it starts, it
 stops.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -78,8 +80,8 @@ def main() -> int:
         "CREDD_SOCKET": f"{root}/credd.sock" if len(str(root)) < 80 else "/tmp/credd-demo.sock",
         "AWS_ENDPOINT_URL": url,
         "AWS_ENDPOINT_URL_STS": url,
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
+        # No AWS_REGION: the region is in ~/.aws/config, as `aws configure` leaves it, and
+        # credd gives each profile it creates its own (SPEC.md "Region for new profiles").
         "AWS_EC2_METADATA_DISABLED": "true",
         "NO_PROXY": "127.0.0.1,localhost",
         "LANG": os.environ.get("LANG", "C.UTF-8"),
@@ -132,6 +134,8 @@ def main() -> int:
             "region = eu-west-1\n"
         )
         credentials.chmod(0o600)
+        config = home / ".aws" / "config"
+        config.write_text("[default]\nregion = us-east-1\n")
         policy = home / ".config" / "credd" / "policy.yaml"
         # credd trusts only a policy no one else can change: 0600 in 0700, as `credd init`
         # writes it.
@@ -187,7 +191,12 @@ def main() -> int:
         say(f"The credentials file ({credentials}), secrets masked")
         print(masked(credentials.read_text()), end="")
 
-        say("The AWS CLI uses the chained role")
+        # Each region is added just after the profile's first write, off credd's loop.
+        wait_until(lambda: config.read_text().count("[profile ") == 3, "the regions written")
+        say(f"The AWS config ({config}): each new profile got its region, once")
+        print(config.read_text(), end="")
+
+        say("The AWS CLI uses the chained role, with no AWS_REGION set")
         show(
             [str(BIN / "aws"), "sts", "get-caller-identity", "--profile", "prod-admin"],
             env,
@@ -223,11 +232,12 @@ def main() -> int:
 
 
 def _all_fresh(env: dict[str, str]) -> bool:
+    # `status --short` counts profiles still pending among the good ones: ask for each state.
     done = subprocess.run(
-        [str(BIN / "credctl"), "status", "--short"], env=env, capture_output=True, text=True
+        [str(BIN / "credctl"), "status", "--json"], env=env, capture_output=True, text=True
     )
     return done.returncode == 0 and all(
-        re.search(r" \d+[hms]", part) for part in done.stdout.strip().split(" | ")
+        profile["state"] == "fresh" for profile in json.loads(done.stdout)["profiles"]
     )
 
 

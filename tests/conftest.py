@@ -11,6 +11,7 @@ import pyotp
 import pytest
 from support.fake_sts import FakeSts
 from support.moto_sts import free_port, moto_sts_server
+from support.secret_service import SecretService, missing_tools, secret_service
 
 # Variables that would let an SDK call find keys, a profile or a remote host.
 _AWS_LEAKS = (
@@ -93,3 +94,27 @@ def otp_sts(totp: pyotp.TOTP) -> Iterator[FakeSts]:
     """The fault-injecting STS, accepting the device's current (or adjacent) code, once."""
     with FakeSts(code_validator=lambda serial, code: totp.verify(code, valid_window=1)) as sts:
         yield sts
+
+
+@pytest.fixture(scope="session")
+def secret_service_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretService]:
+    """GNOME Keyring on a D-Bus session of its own, for the whole test session."""
+    missing = missing_tools()
+    if missing:
+        pytest.fail(f"missing {', '.join(missing)}: `make test` installs them (Debian packages)")
+    with secret_service(tmp_path_factory.mktemp("secret-service")) as service:
+        yield service
+
+
+@pytest.fixture
+def secret_service_env(
+    secret_service_session: SecretService, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SecretService]:
+    """The test's processes (this one included) reach that keyring, unlocked and empty of
+    credd's items."""
+    service = secret_service_session
+    service.clear()
+    for name, value in service.env.items():
+        monkeypatch.setenv(name, value)
+    yield service
+    service.clear()

@@ -19,13 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import credd
+from credd.adapters.keyring import Keyring, StoredKey
 from credd.commands.login import _Login
 from credd.credentials import Credentials
 from credd.ctl.client import Client, Subscription
 from credd.daemon.codesources import _Capture, _CommandFailed, _Finished
 from credd.daemon.writebatch import WriteBatcher
 from credd.files import credfile
-from credd.files.csvimport import _read_rows, _Row
+from credd.files.csvimport import KeyRow, read_rows
 from credd.files.lookup import AwsFiles
 from credd.files.writer import CredentialsWriter, _Replaced, _Seen, _Snapshot
 
@@ -88,10 +89,10 @@ def test_a_row_of_the_consoles_csv(tmp_path: Path) -> None:
     """A row of `credctl import`: the key and its secret."""
     csv = tmp_path / "alice_accessKeys.csv"
     csv.write_text(f"Access key ID,Secret access key\n{KEY_ID},{SECRET}\n")
-    (row,) = _read_rows(csv)
+    (row,) = read_rows(csv)
     assert row.secret_access_key == SECRET
     assert_masked(row)
-    assert_masked(_Row("alice", KEY_ID, SECRET, 2))
+    assert_masked(KeyRow("alice", KEY_ID, SECRET, 2))
 
 
 def test_the_aws_files_as_looked_up(tmp_path: Path) -> None:
@@ -162,7 +163,9 @@ def test_a_credd_login_run() -> None:
         duration_seconds=None,
         token_code=CODE,
     )
-    login = _Login(args, env={}, stdin=io.StringIO(), out=io.StringIO())
+    login = _Login(
+        args, env={}, stdin=io.StringIO(), out=io.StringIO(), err=io.StringIO(), keyring=Keyring()
+    )
     assert_masked(login)
 
 
@@ -223,3 +226,8 @@ def test_a_daemon_entry_and_its_profile() -> None:
     )
     entry = Entry(policy.profiles[0], credentials=Credentials(KEY_ID, SECRET, TOKEN))
     assert_masked(entry)
+
+
+def test_a_key_as_the_keyring_holds_it() -> None:
+    """A long-term key from the keyring: the key id masked, the secret never shown."""
+    assert_masked(StoredKey(KEY_ID, SECRET))

@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 # Loggers whose DEBUG output prints request parameters (the TOTP code) and STS
 # responses (the secret and the session token).
 AWS_LOGGERS = ("botocore", "boto3", "urllib3")
+# Says which endpoint setting it used, at INFO, on every STS call: noise in credd's log.
+CHATTY_LOGGERS = ("botocore.configprovider",)
 
 DEFAULT_MAX_CLIENTS = 32
 
@@ -122,7 +124,8 @@ def quiet_aws_loggers() -> None:
     """Keep the AWS SDK's loggers at INFO or above, whatever the root level.
 
     botocore's DEBUG output holds the TOTP code and STS's answer (secret and
-    session token). Child loggers someone set below INFO are raised too.
+    session token). Child loggers someone set below INFO are raised too, and the
+    chatty ones (`CHATTY_LOGGERS`) to WARNING.
     """
     manager = logging.Logger.manager
     names = [
@@ -135,6 +138,8 @@ def quiet_aws_loggers() -> None:
         top_level = name in AWS_LOGGERS
         if logger.level < logging.INFO and (top_level or logger.level != logging.NOTSET):
             logger.setLevel(logging.INFO)
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class Boto3Sts:

@@ -1,20 +1,25 @@
 """`credd init`: first-run setup, asked on the terminal the way `aws configure mfa-login` asks.
 
-It asks for the source profile (offering those with long-term keys), the MFA
-device (offering the `mfa_serial` the AWS files name for it), the profile to
-write (`session-<MFADeviceName>`), the session length, and optionally roles to
-chain on the session; whether to install the service is asked last. Only then
-is anything written: the policy (a commented YAML text, written by hand so each
-key carries its explanation; the file 0600, and its directory 0700 when init
-makes it), then `credd check`'s summary of it, then `credd install` if that was
-asked for. A directory that exists is left as it is; one that someone else owns
-or can write is refused before any question (exit 2), since credd would not
-trust a policy there.
+It asks for the source profile (one of those with long-term keys; with none,
+it says how to add them and stops), the MFA device (offering the `mfa_serial`
+the AWS files name for it), the profile to write (`session-<MFADeviceName>`),
+the session length, and optionally roles to chain on the session. It then shows
+what `credd check` would say of the policy, and only then asks whether to
+install the service. Only after the last answer is anything written: the policy
+(a commented YAML text, written by hand so each key carries its explanation;
+the file 0600, and its directory 0700 when init makes it), then `credd install`
+if that was asked for. When the source's long-term keys sit in plaintext in the
+credentials file and an OS keyring is there, init offers (after the questions)
+to move them into it, as `credd keys import` does, once the policy is written.
+A directory that exists is left as it is; one that someone else owns or can
+write is refused before any question (exit 2), since credd would not trust a
+policy there.
 
 Answers are read line by line from `stdin`, so it works on a terminal, under
 a pty or tmux, and with piped input. End of input before the last answer
-aborts with exit 1 and nothing written. An existing policy is replaced only
-after a yes (the default is no).
+aborts with exit 1, Ctrl-C with exit 130, both with nothing written and saying
+so. An existing policy is replaced only after a yes (the default is no).
+Durations are answered as in the policy (`12h`, `90m`) or in seconds (`3600`).
 """
 
 from __future__ import annotations
@@ -28,25 +33,32 @@ from pathlib import Path
 from typing import TextIO, TypeVar
 
 from credd import paths
-from credd.commands.check import run_check
+from credd.adapters.keyring import Keyring
+from credd.commands.check import problem_lines
 from credd.commands.install import install
+from credd.commands.keys import move_into_keyring, plaintext_profiles
 from credd.commands.login import default_target, display_path
+from credd.credentials import mask_key_id
 from credd.durations import format_duration, parse_duration
-from credd.errors import PolicyError
+from credd.errors import EXIT_INTERRUPTED, CreddError, PolicyError
 from credd.files.atomic import atomic_write, make_directories
 from credd.files.lookup import AwsFiles
+from credd.files.writer import CredentialsWriter
 from credd.policy import (
     ROLE_ARN,
     ROLE_CHAINED_MAX,
+    ROLE_MAX,
     ROLE_MIN,
     SESSION_DEFAULT,
     SESSION_MAX,
     SESSION_MIN,
+    format_summary,
     mfa_serial_problem,
     parse_policy,
     section_name_problem,
 )
 from credd.policy.trust import directory_problems
+from credd.policy.validate import show
 
 T = TypeVar("T")
 
@@ -93,6 +105,7 @@ def run_init(
     out: TextIO = sys.stdout,
     platform: str = sys.platform,
     python: str = sys.executable,
+    keyring: Keyring | None = None,
 ) -> int:
     """Ask, write the policy, check it, and install the service if asked; the exit status.
 
@@ -101,12 +114,25 @@ def run_init(
     written because someone else could change a policy in its directory.
     """
     asker = _Asker(stdin, out)
+    init = _Init(
+        env=env,
+        ask=asker,
+        out=out,
+        platform=platform,
+        python=python,
+        keyring=keyring or Keyring(),
+    )
     try:
-        return _Init(env=env, ask=asker, out=out, platform=platform, python=python).run()
+        return init.run()
     except _Aborted:
-        out.write("\ncredd init: input ended; nothing was written\n")
+        out.write(f"\ncredd init: input ended; {init.what_was_written()}\n")
         out.flush()
         return EXIT_ABORTED
+    except KeyboardInterrupt:
+        # On a new line: the shell's prompt must not follow the question on its line.
+        out.write(f"\ncredd init: interrupted; {init.what_was_written()}\n")
+        out.flush()
+        return EXIT_INTERRUPTED
 
 
 def render_policy(answers: Answers) -> str:
@@ -222,15 +248,24 @@ class _Init:
         out: TextIO,
         platform: str,
         python: str,
+        keyring: Keyring,
     ) -> None:
         self.env = env
         self.ask = ask
         self.out = out
         self.platform = platform
         self.python = python
+        self.keyring = keyring
         self.policy_path = Path(paths.policy_path(env))
         self.credentials_file = Path(paths.credentials_path(env))
-        self.aws = AwsFiles.load(self.credentials_file, env)
+        self.aws = AwsFiles.load(self.credentials_file, env, keyring.holds)
+        self.written: Path | None = None
+
+    def what_was_written(self) -> str:
+        """`nothing was written`, or which policy was (for an interruption after it)."""
+        if self.written is None:
+            return "nothing was written"
+        return f"the policy {self.written} was written; the service was not installed"
 
     def say(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -246,6 +281,16 @@ class _Init:
                 self.say(f"credd init: {problem}")
             self.say("nothing was written")
             return EXIT_INVALID
+        sources = self.source_profiles()
+        if not sources:
+            # Any answer would be a source credd cannot start from: say what to do first.
+            where = display_path(self.credentials_file, self.env)
+            self.say(
+                f"credd init: no profile with long-term keys in {where} yet: add them with"
+                " `aws configure` or `credctl import --csv FILE`, then run `credd init` again"
+            )
+            self.say("nothing was written")
+            return EXIT_INVALID
         self.say("Press Enter to take the value in [brackets].")
         replace = False
         if self.policy_path.exists() or self.policy_path.is_symlink():
@@ -253,26 +298,27 @@ class _Init:
             if not replace:
                 self.say(f"kept {self.policy_path}; nothing was written")
                 return EXIT_ABORTED
-        answers = self.questions()
-        kind = _SERVICE_KIND.get(self.platform)
-        want_install = kind is not None and self.ask.yes(
-            f"Install credd as a {kind} user service now (`credd install {kind}`)?"
-        )
-        return self.finish(answers, replace=replace, install_kind=kind if want_install else None)
+        answers = self.questions(sources)
+        move_keys = self.offer_keyring(answers.source_profile)
+        return self.finish(answers, replace=replace, move_keys=move_keys)
 
     # -- the questions ---------------------------------------------------------
 
-    def questions(self) -> Answers:
-        sources = self.source_profiles()
+    def offer_keyring(self, source: str) -> bool:
+        """Offer to move the source's plaintext keys into the OS keyring, when there is one."""
+        writer = CredentialsWriter(self.credentials_file)
+        if not plaintext_profiles(writer, [source]) or not self.keyring.available():
+            return False
         where = display_path(self.credentials_file, self.env)
-        if sources:
-            self.say(f"Profiles with long-term keys in {where}: {', '.join(sources)}")
-        else:
-            self.say(
-                f"No profile with long-term keys in {where} yet: add them with"
-                " `aws configure` or `credctl import --csv FILE`."
-            )
-        default_source = "default" if "default" in sources or not sources else sources[0]
+        return self.ask.yes(
+            f"Move the long-term keys of {source} out of {where} into the OS keyring"
+            f" (`credd keys import {source}`; `credd keys export {source}` undoes it)?"
+        )
+
+    def questions(self, sources: list[str]) -> Answers:
+        where = display_path(self.credentials_file, self.env)
+        self.say(f"Profiles with long-term keys in {where}: {', '.join(sources)}")
+        default_source = "default" if "default" in sources else sources[0]
         source = self.ask.value(
             "Source profile", default_source, lambda a: self.check_source(a, sources)
         )
@@ -312,23 +358,28 @@ class _Init:
             duration = self.ask.value(
                 "Role session duration",
                 format_duration(ROLE_CHAINED_MAX),
-                lambda a: _check_duration(
-                    a, ROLE_MIN, ROLE_CHAINED_MAX, "a role chained on a session"
-                ),
+                lambda a: _check_duration(a, ROLE_MIN, ROLE_MAX, "a role"),
             )
+            if duration > ROLE_CHAINED_MAX:
+                # As `credd check` does: a warning, not a refusal.
+                self.say(
+                    f"  {format_duration(duration)} will be capped to"
+                    f" {format_duration(ROLE_CHAINED_MAX)}: AWS limits role chaining to 1 hour"
+                )
             taken.add(name)
             roles.append(RoleAnswer(name, arn, duration))
 
     def source_profiles(self) -> list[str]:
-        """Profiles that hold long-term keys (credentials file first, then the config)."""
-        names = dict.fromkeys([*self.aws.credentials, *self.aws.config])
+        """Profiles that hold long-term keys (credentials file, the config, the keyring)."""
+        in_keyring = sorted(self.keyring.profiles() or ())
+        names = dict.fromkeys([*self.aws.credentials, *self.aws.config, *in_keyring])
         return [name for name in names if self.aws.has_long_term_keys(name)]
 
     def check_source(self, answer: str, sources: list[str]) -> tuple[str | None, str]:
         problem = section_name_problem(answer)
         if problem is not None:
             return None, f"not a profile name: {problem}"
-        if sources and answer not in sources:
+        if answer not in sources:
             return None, f"{answer} has no long-term keys; one of: {', '.join(sources)}"
         return answer, ""
 
@@ -346,25 +397,58 @@ class _Init:
 
     # -- writing ---------------------------------------------------------------
 
-    def finish(self, answers: Answers, *, replace: bool, install_kind: str | None) -> int:
+    def move_keys(self, source: str) -> None:
+        writer = CredentialsWriter(self.credentials_file)
+        where = display_path(self.credentials_file, self.env)
+        try:
+            stored = move_into_keyring(source, writer, self.keyring)
+        except CreddError as error:
+            self.say(f"keys not moved: {' '.join(error.message.split())}; they stay in {where}")
+            return
+        self.say(
+            f"moved the keys of {source} ({mask_key_id(stored.access_key_id)}) into the"
+            f" keyring and out of {where}\n"
+        )
+
+    def finish(self, answers: Answers, *, replace: bool, move_keys: bool) -> int:
+        """Show what `credd check` says of the policy, ask about the service, then write
+        (and move the keys, when that was asked for)."""
         text = render_policy(answers)
         try:
-            parse_policy(text, path=self.policy_path, env=self.env)
+            policy = parse_policy(
+                text, path=self.policy_path, env=self.env, in_keyring=self.keyring.holds
+            )
         except PolicyError as error:  # the answers were checked one by one: a bug if seen
             self.say(error.message)
             self.say("nothing was written")
             return EXIT_INVALID
+        problems = problem_lines(policy, self.keyring)
+        self.say(f"\nThe policy, as `credd check` will read it ({self.policy_path}):\n")
+        if problems:
+            for line in problems:
+                self.say(line)
+        else:
+            self.out.write(format_summary(policy))
+        kind = _SERVICE_KIND.get(self.platform)
+        install_kind = None
+        if kind is not None and not problems:
+            self.say("")
+            if self.ask.yes(
+                f"Install credd as a {kind} user service now (`credd install {kind}`)?"
+            ):
+                install_kind = kind
         try:
-            written = write_policy(self.policy_path, text, replace=replace)
+            self.written = write_policy(self.policy_path, text, replace=replace)
         except FileExistsError:
             self.say(f"{self.policy_path} appeared meanwhile; nothing was written")
             return EXIT_ABORTED
-        self.say(f"\nwrote {written}\n")
-        status = run_check(self.policy_path, self.env, self.out, self.out)
-        if status != 0:
+        self.say(f"\nwrote {self.written}")
+        if move_keys:
+            self.move_keys(answers.source_profile)
+        if problems:
             self.say("\nFix the problems above, then run `credd check`.")
-            if install_kind is not None:
-                self.say(f"Not installed: run `credd install {install_kind}` once it checks.")
+            if kind is not None:
+                self.say(f"Not installed: run `credd install {kind}` once it checks.")
             return EXIT_INVALID
         self.say("")
         if install_kind is not None:
@@ -380,7 +464,6 @@ class _Init:
             if result != 0:
                 return EXIT_ABORTED
         else:
-            kind = _SERVICE_KIND.get(self.platform)
             if kind is not None:
                 self.say(f"To run credd as a service later: `credd install {kind}`.")
             self.say("To run it in this terminal: `credd run`.")
@@ -401,12 +484,13 @@ def _check_serial(answer: str) -> tuple[str | None, str]:
 def _check_role_arn_or_end(answer: str) -> tuple[str | None, str]:
     if not answer or ROLE_ARN.fullmatch(answer):
         return answer, ""
-    return None, f"not a role ARN such as {_ROLE_EXAMPLE}"
+    return None, f"{show(answer)} is not a role ARN such as {_ROLE_EXAMPLE}"
 
 
 def _check_duration(answer: str, low: int, high: int, what: str) -> tuple[int | None, str]:
     try:
-        seconds = parse_duration(answer)
+        # Typed, not YAML: bare digits are seconds, as an integer in the policy is.
+        seconds = int(answer) if answer.isascii() and answer.isdigit() else parse_duration(answer)
     except ValueError as error:
         return None, f"{error}"
     if not low <= seconds <= high:

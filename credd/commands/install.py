@@ -159,6 +159,26 @@ def _next_steps(rendered: Rendered, env: Mapping[str, str], *, replaced: bool) -
     return steps
 
 
+# sys.platform's names, as people write them.
+_NAMES = {"linux": "Linux", "darwin": "macOS"}
+
+
+def _other_systems_manager(kind: str, platform: str) -> str | None:
+    """What to say when `kind` is not the service manager of this system, else None."""
+    if kind == "launchd" and platform != "darwin":
+        return (
+            "launchd is macOS's service manager and this system is "
+            f"{_NAMES.get(platform, platform)}: nothing here will run the LaunchAgent "
+            "(on Linux, `credd install systemd`)"
+        )
+    if kind == "systemd" and platform == "darwin":
+        return (
+            "systemd is Linux's service manager and this system is macOS: nothing here will "
+            "run the unit (on macOS, `credd install launchd`)"
+        )
+    return None
+
+
 def install(
     kind: str,
     *,
@@ -168,10 +188,13 @@ def install(
     out: TextIO,
     python: str = sys.executable,
     err: TextIO | None = None,
+    platform: str = sys.platform,
 ) -> int:
     """Write the user unit (`systemd`) or LaunchAgent (`launchd`) and print the next commands.
 
-    With `dry_run`, print the file to `out` and write nothing. A file that
+    With `dry_run`, print the file to `out` (so that it can be piped to `diff`), and what
+    it would write and the next commands to `err`; write nothing. A service manager that
+    is not this system's (`platform`, as `sys.platform`) is named in a note. A file that
     exists and differs is replaced only with `force`. Returns the exit status:
     0 written or already current, 1 refused to overwrite (or could not
     write), 2 bad kind or interpreter path. Messages go to `err` (stderr).
@@ -184,10 +207,16 @@ def install(
         return 2
     if not os.path.exists(python):
         print(f"credd: warning: {python} does not exist; the service will not start", file=err)
+    mismatch = _other_systems_manager(kind, platform)
+    if mismatch:
+        print(f"credd: note: {mismatch}", file=err)
 
     if dry_run:
-        print(f"credd: dry run, would write {rendered.path}", file=err)
         out.write(rendered.text)
+        out.flush()
+        print(f"credd: dry run, would write {rendered.path}; nothing was written", file=err)
+        steps = _next_steps(rendered, env, replaced=rendered.path.exists())
+        print("\n".join(["Then:", *steps[1:]]), file=err)
         return 0
 
     path = rendered.path

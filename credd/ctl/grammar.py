@@ -1,142 +1,235 @@
-"""credctl's whole command line, as argparse: help, errors, and every form it accepts.
+"""credctl's command line, as one table (credd.cmdline): its parsers, help and completion.
 
-`credctl` loads this only for what `credd.ctl.main.plain_args` does not recognise (help,
-`--version`, mistakes, `--option=value`, abbreviations): `argparse` costs ~14 ms of a
-~25 ms start (bench/RESULTS.md #2). Both give the same result for every command line
-`plain_args` accepts; tests/test_ctl.py checks it on generated lines.
+`credctl` reads it on every run, so it stays light: credd.cmdline's types only, no
+argparse (credd.cmdparser builds that from this table when it is needed).
+Adding a command is one `Command(...)` entry here and one branch in credd/ctl/main.py.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-from typing import Any
+from credd import __version__, paths
+from credd.cmdline import (
+    ANY,
+    BAD_INPUT,
+    COMMAND,
+    DEBUG,
+    FILE,
+    JSON,
+    OPTIONAL,
+    PROFILE,
+    SOCKET,
+    Command,
+    Option,
+    Positional,
+    Program,
+    completion_command,
+)
 
-from credd import __version__
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
-
-class _Formatter(argparse.HelpFormatter):
-    """argparse's help layout, sized to the terminal without importing `shutil`."""
-
-    def __init__(self, prog: str) -> None:
-        super().__init__(prog, width=_terminal_columns() - 2)
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    """An ArgumentParser (and its subcommands' parsers) using `_Formatter`."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(**kwargs)
-
-
-def _terminal_columns() -> int:
-    """$COLUMNS, else the terminal's width, else 80: what `shutil.get_terminal_size` says."""
-    try:
-        columns = int(os.environ.get("COLUMNS", ""))
-    except ValueError:
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-    return columns or 80
+# The exit statuses most commands share (SPEC.md; credd/errors.py maps them).
+NO_DAEMON = (3, "credd is not running at {socket}, or is not to be trusted (not your own)")
+DAEMON_COMMON = (SOCKET.flag, DEBUG.flag)
 
 
-def parser() -> argparse.ArgumentParser:
-    """The grammar of `credctl`."""
-    top = _ArgumentParser(
-        prog="credctl", description="Control a running credd (AWS MFA session keeper)."
-    )
-    top.add_argument("--version", action="version", version=f"credctl {__version__}")
-    top.add_argument("--socket", help="control socket (default: $CREDD_SOCKET)")
-    top.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = top.add_subparsers(
-        dest="command", required=True, metavar="COMMAND", parser_class=_ArgumentParser
-    )
+def _facts(env: Mapping[str, str]) -> dict[str, str]:
+    return {"socket": paths.socket_path(env), "credentials": paths.credentials_path(env)}
 
-    token = sub.add_parser("token", help="feed a 6-digit MFA code")
-    token.add_argument(
-        "code", nargs="?", help="the code (asked for, or read from stdin, if left out)"
-    )
-    token.add_argument("--profile", help="the profile the code is for")
 
-    status = sub.add_parser("status", help="every profile's state")
-    status.add_argument("--json", action="store_true", help="one JSON object, for scripts")
-    status.add_argument("--short", action="store_true", help="one line, for shell prompts")
-
-    refresh = sub.add_parser("refresh", help="renew now")
-    refresh.add_argument("profiles", nargs="*", metavar="PROFILE")
-
-    sub.add_parser("reload", help="re-read the policy (as SIGHUP)")
-    sub.add_parser("prompt", help="stay attached and ask for each code as it is needed")
-
-    process = sub.add_parser(
-        "credential-process", help="AWS credential_process JSON from the daemon's memory"
-    )
-    process.add_argument("profile")
-
-    imp = sub.add_parser("import", help="import the AWS console's access-key CSV")
-    imp.add_argument("--csv", required=True, metavar="FILE")
-    imp.add_argument("--file", metavar="CREDENTIALS", help="credentials file")
-
-    run = sub.add_parser(
-        "exec",
-        help="run a command with a profile's credentials, kept fresh while it runs",
-        usage="credctl exec PROFILE [--env] [--ttl D] -- COMMAND [ARG...]",
-        description=(
+CREDCTL = Program(
+    "credctl",
+    "Control a running credd, which keeps AWS MFA sessions and the roles chained on them "
+    "fresh: feed it codes, see and renew its profiles.",
+    version=__version__,
+    common=[SOCKET, JSON, DEBUG],
+    exits=[
+        (0, "done"),
+        (1, "AWS said no, or something failed"),
+        BAD_INPUT,
+        NO_DAEMON,
+    ],
+    facts=_facts,
+    commands=[
+        Command(
+            "token",
+            "feed a 6-digit MFA code",
+            "Feeds a 6-digit TOTP code to credd. Without --profile it goes to the MFA profile "
+            "that has waited longest or, if none waits, renews the MFA profile that expires "
+            "soonest, so a code can be fed ahead of time. With no CODE it is asked for on the "
+            "terminal, or read as one line from standard input when that is not a terminal "
+            "(`ykman oath accounts code --single aws | credctl token`).\n\n"
+            "Prints the profile renewed, its new expiry, and any profile still waiting.",
+            positionals=[
+                Positional(
+                    "code",
+                    "CODE",
+                    "the code (asked for, or read from stdin, if left out)",
+                    nargs=OPTIONAL,
+                )
+            ],
+            options=[
+                Option(
+                    "--profile",
+                    "the MFA profile the code is for",
+                    metavar="PROFILE",
+                    complete=PROFILE,
+                )
+            ],
+            common=DAEMON_COMMON,
+            exits=[
+                (0, "renewed"),
+                (1, "AWS rejected the code (the profile keeps waiting)"),
+                (2, "bad input: not 6 digits, an unknown profile"),
+                NO_DAEMON,
+            ],
+        ),
+        Command(
+            "status",
+            "every profile's state, or one short line for a shell prompt",
+            "Shows every profile credd keeps (or only PROFILE): kind, state, expiry (absolute "
+            "and relative), next refresh, last error.\n\n"
+            "--short prints one short line for a shell prompt whatever the number of "
+            "profiles: the profiles that need you (awaiting a code, expired, error) by name, "
+            "the others as a count with the soonest expiry, e.g. `session-alice "
+            "awaiting-code | 3 ok 2h10m`; with PROFILE, that profile's time left (`11h42m`) "
+            "or its state.",
+            positionals=[
+                Positional(
+                    "profile", "PROFILE", "only this profile", nargs=OPTIONAL, complete=PROFILE
+                )
+            ],
+            options=[Option("--short", "one short line, for shell prompts")],
+            common=(SOCKET.flag, JSON.flag, DEBUG.flag),
+            exits=[(0, "shown"), (2, "no such profile"), NO_DAEMON],
+        ),
+        Command(
+            "refresh",
+            "renew now",
+            "Renews now: with no PROFILE, every profile that needs no code (the roles); an "
+            "MFA profile named explicitly goes to awaiting-code and a code is asked for.",
+            positionals=[
+                Positional("profiles", "PROFILE", "a profile to renew", nargs=ANY, complete=PROFILE)
+            ],
+            common=DAEMON_COMMON,
+            exits=[
+                (0, "renewed, or a code is asked for"),
+                (1, "a profile could not be renewed"),
+                (2, "no such profile"),
+                NO_DAEMON,
+            ],
+        ),
+        Command(
+            "reload",
+            "re-read the policy (as SIGHUP)",
+            "Makes credd re-read its policy, as SIGHUP does, and waits for the outcome. An "
+            "invalid policy is reported, one problem a line, and the old one stays in force.",
+            common=DAEMON_COMMON,
+            exits=[(0, "reloaded"), (2, "the policy is invalid; the old one stays"), NO_DAEMON],
+        ),
+        Command(
+            "prompt",
+            "stay attached and ask for each code as it is needed",
+            "Stays attached: each time credd needs a code it prints which profile and "
+            "device, reads the code from the terminal, and prints the result. Ctrl-C leaves.",
+            common=DAEMON_COMMON,
+            exits=[(0, "left with Ctrl-C, or credd stopped"), NO_DAEMON],
+        ),
+        Command(
+            "credential-process",
+            "AWS credential_process JSON from the daemon's memory",
+            "Prints the AWS credential_process JSON (Version 1, AccessKeyId, SecretAccessKey, "
+            "SessionToken, Expiration) of PROFILE from credd's memory, for "
+            "`credential_process = credctl credential-process PROFILE` in ~/.aws/config.",
+            positionals=[
+                Positional("profile", "PROFILE", "a profile credd keeps", complete=PROFILE)
+            ],
+            common=DAEMON_COMMON,
+            exits=[
+                (0, "printed"),
+                (1, "credd holds no valid credentials for it (the reason on stderr)"),
+                (2, "no such profile"),
+                NO_DAEMON,
+            ],
+        ),
+        Command(
+            "import",
+            "import the AWS console's access-key CSV",
+            "Imports the AWS console's access-key CSV (User Name, Access key ID, Secret "
+            "access key) into the credentials file with credd's safe writer (or, with "
+            "--keyring, into the OS keyring), with or without a running credd. Keys already "
+            "held for the profile are never replaced without --force, and a profile credd "
+            "manages is always refused.",
+            options=[
+                Option(
+                    "--csv",
+                    "the CSV the console gave",
+                    metavar="FILE",
+                    required=True,
+                    complete=FILE,
+                ),
+                Option(
+                    "--file",
+                    "the credentials file; here {credentials} ($AWS_SHARED_CREDENTIALS_FILE, "
+                    "else ~/.aws/credentials)",
+                    metavar="CREDENTIALS",
+                    complete=FILE,
+                ),
+                Option(
+                    "--profile",
+                    "the profile to write (default: the CSV's User Name, else the file's name)",
+                    metavar="PROFILE",
+                ),
+                Option("--force", "replace keys already held for the profile"),
+                Option("--keyring", "into the OS keyring, not the credentials file"),
+            ],
+            common=(DEBUG.flag,),
+            exits=[
+                (0, "imported"),
+                (1, "the keyring or the file failed"),
+                (
+                    2,
+                    "bad input: the CSV, keys already there (see --force), a profile credd "
+                    "manages, or a file credd will not rewrite",
+                ),
+            ],
+        ),
+        Command(
+            "exec",
+            "run a command with a profile's credentials, kept fresh while it runs",
             "Runs COMMAND with PROFILE's credentials served by credd's local endpoint "
             "(AWS_CONTAINER_CREDENTIALS_FULL_URI and AWS_CONTAINER_AUTHORIZATION_TOKEN), "
             "which its SDK asks again before they expire. The command sees no credentials "
-            "file (AWS_SHARED_CREDENTIALS_FILE=/dev/null) and no AWS_PROFILE or static "
-            "keys. Exit status: COMMAND's (128+N if signal N ended it, 127 if it could not "
-            "be run); 1, 2 or 3 as for other commands when it is not started."
+            "file (AWS_SHARED_CREDENTIALS_FILE=/dev/null) and no AWS_PROFILE or static keys.",
+            usage="credctl exec PROFILE [--env] [--ttl D] -- COMMAND [ARG...]",
+            positionals=[
+                Positional("profile", "PROFILE", "a profile credd keeps", complete=PROFILE),
+                Positional("argv", "COMMAND", "the command, after --", nargs=ANY, complete=COMMAND),
+            ],
+            rest="argv",
+            options=[
+                Option(
+                    "--env",
+                    "export static AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN "
+                    "and AWS_CREDENTIAL_EXPIRATION instead, for tools that read no endpoint "
+                    "(not renewed)",
+                ),
+                Option(
+                    "--ttl",
+                    "the token's longest life, e.g. 90m; 12h if left out, at most 168h",
+                    metavar="D",
+                ),
+            ],
+            common=DAEMON_COMMON,
+            exits=[
+                (0, "COMMAND's own status (128+N if signal N ended it)"),
+                (127, "COMMAND could not be run"),
+                (1, "before COMMAND starts: credd cannot serve the credentials"),
+                (2, "before COMMAND starts: bad input (no command, a bad --ttl, no such profile)"),
+                NO_DAEMON,
+            ],
         ),
-    )
-    run.add_argument("profile", metavar="PROFILE")
-    run.add_argument(
-        "--env",
-        action="store_true",
-        help="export static AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN and "
-        "AWS_CREDENTIAL_EXPIRATION instead, for tools that read no endpoint (not renewed)",
-    )
-    run.add_argument(
-        "--ttl", metavar="D", help="the token's longest life, e.g. 90m (default: 12h, at most 168h)"
-    )
-    run.add_argument("argv", nargs="*", metavar="COMMAND", help="the command, after --")
-    return top
-
-
-def parse(argv: list[str]) -> dict[str, Any]:
-    """The command line as a dict of its values; exits 2 with usage on a mistake."""
-    head, command = _split_exec(argv)
-    args = vars(parser().parse_args(head))
-    if command is not None:
-        args["argv"] = [*args["argv"], *command]
-    return args
-
-
-def _split_exec(argv: list[str]) -> tuple[list[str], list[str] | None]:
-    """For `exec`, the words before its `--` and the command after it; else (argv, None).
-
-    argparse would read the command's own options as credctl's, and Python 3.11's cannot
-    give a `*` positional the words after `--` once an option comes between them.
-    """
-    index = 0
-    while index < len(argv):
-        word = argv[index]
-        if word == "--":
-            return argv, None
-        if word == "-" or not word.startswith("-"):
-            break
-        # `--socket PATH`, or an abbreviation of it, takes the next word.
-        takes_value = "=" not in word and len(word) > 2 and "--socket".startswith(word)
-        index += 2 if takes_value else 1
-    else:
-        return argv, None
-    if argv[index] != "exec" or "--" not in argv[index:]:
-        return argv, None
-    cut = argv.index("--", index)
-    return argv[:cut], argv[cut + 1 :]
+        completion_command("credctl"),
+    ],
+)

@@ -7,6 +7,10 @@ json, re, enum, socket, pathlib, datetime or typing either: each costs milliseco
 of a ~25 ms start (tests/ctl/test_ctl.py checks `sys.modules`). Errors are one line on
 stderr, prefixed `credctl: error:`; exit statuses follow SPEC.md (0 ok, 1 AWS said
 no, 2 bad input, 3 credd not running or not to be trusted), as credd/errors.py maps them.
+
+Its command line is the table in credd/ctl/grammar.py: `credd.cmdline.fast_parse` reads
+the everyday lines from it, and argparse (credd.cmdparser), built from the same table,
+everything else.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import sys
 import time
 
 from credd import paths, protocol
+from credd.cmdline import fast_parse
 from credd.ctl.client import Client
-from credd.errors import EXIT_INTERRUPTED, EXIT_OK, BadInputError, CreddError
+from credd.ctl.grammar import CREDCTL
+from credd.errors import EXIT_INTERRUPTED, EXIT_OK, BadInputError, CreddError, Fault
 from credd.timetext import format_relative, utc_seconds
 
 # `typing` is for the type checker only: importing it costs credctl ~4 ms of a ~25 ms start
@@ -36,98 +42,69 @@ _COLOURS = {
     "pending": "2",
 }
 
-# The commands `plain_args` parses: the options taking a value, the flags, and the
-# name, least and most count of the positional arguments (most None: any number).
-_PLAIN: dict[str, tuple[tuple[str, ...], tuple[str, ...], str | None, int, int | None]] = {
-    "token": (("--profile",), (), "code", 0, 1),
-    "status": ((), ("--json", "--short"), None, 0, 0),
-    "refresh": ((), (), "profiles", 0, None),
-    "reload": ((), (), None, 0, 0),
-    "prompt": ((), (), None, 0, 0),
-    "credential-process": ((), (), "profile", 1, 1),
-    # And the options of `exec PROFILE [--env] [--ttl D] -- COMMAND [ARG...]` before its `--`.
-    "exec": (("--ttl",), ("--env",), "profile", 1, 1),
-}
+# What `status --short` names, the most pressing first: the states that need the person.
+_NEEDS_YOU = ("awaiting-code", "error", "expired")
+# How many of those `status --short` names before it counts the rest.
+_SHORT_NAMES = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `credctl` console script."""
     words = list(sys.argv[1:] if argv is None else argv)
-    args = plain_args(words)
+    args = fast_parse(CREDCTL, words)
     if args is None:
-        from credd.ctl.grammar import parse
+        from credd.cmdparser import parse
 
-        args = parse(words)
+        args = parse(CREDCTL, words)
     err = sys.stderr
     try:
         return _dispatch(args, sys.stdout)
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED if args["command"] != "prompt" else EXIT_OK
+        # End the line a question was left on: the shell's prompt must start on its own.
+        if args["command"] == "prompt":
+            sys.stdout.write("\n")
+            return EXIT_OK
+        if err.isatty():
+            err.write("\n")
+        return EXIT_INTERRUPTED
     except CreddError as error:
         if args["debug"]:
             raise
-        err.write(f"credctl: error: {_one_line(error.message)}\n")
+        if error.fault == Fault.POLICY_INVALID:
+            # One problem a line, as `credd check` prints them.
+            head, *problems = error.message.splitlines()
+            if args["command"] == "reload":
+                head += "; the old policy stays in force"
+            err.write("".join(f"{line}\n" for line in [f"credctl: error: {head}", *problems]))
+        else:
+            err.write(f"credctl: error: {_one_line(error.message)}\n")
         return error.exit_status
-
-
-def plain_args(words: list[str]) -> dict[str, Any] | None:
-    """The common command lines as credd.ctl.grammar would parse them; None for the rest.
-
-    Recognised: the global `--socket PATH` and `--debug`, then a command of `_PLAIN`
-    with its options as separate words; for `exec`, those up to its `--`, and the
-    command to run after it. The rest (help, `--version`, `import`, `--option=value`,
-    abbreviations, `--` elsewhere, any word starting with `-` that is not an option
-    here, wrong counts) is left to argparse, which also words the mistakes.
-    """
-    args: dict[str, Any] = {"socket": None, "debug": False}
-    rest = list(words)
-    while rest and rest[0] in ("--socket", "--debug"):
-        option = rest.pop(0)
-        if option == "--debug":
-            args["debug"] = True
-        elif rest and not rest[0].startswith("-"):
-            args["socket"] = rest.pop(0)
-        else:
-            return None
-    if not rest or rest[0] not in _PLAIN:
-        return None
-    command = rest.pop(0)
-    if command == "exec":
-        if "--" not in rest:
-            return None
-        cut = rest.index("--")
-        rest, args["argv"] = rest[:cut], rest[cut + 1 :]
-    valued, flags, positional, least, most = _PLAIN[command]
-    args["command"] = command
-    args.update({option[2:]: None for option in valued})
-    args.update({flag[2:]: False for flag in flags})
-    found: list[str] = []
-    while rest:
-        word = rest.pop(0)
-        if word in valued and rest and not rest[0].startswith("-"):
-            args[word[2:]] = rest.pop(0)
-        elif word in flags:
-            args[word[2:]] = True
-        elif word.startswith("-"):
-            return None
-        else:
-            found.append(word)
-    if len(found) < least or (most is not None and len(found) > most):
-        return None
-    if positional is not None:
-        args[positional] = found if most is None else (found[0] if found else None)
-    return args
 
 
 def _dispatch(args: dict[str, Any], out: TextIO) -> int:
     command: str = args["command"]
     if command == "import":
-        return _import(out, args["csv"], args["file"])
+        from credd.commands.keys import run_import_csv
+
+        return run_import_csv(
+            args["csv"],
+            profile=args["profile"],
+            force=args["force"],
+            to_keyring=args["keyring"],
+            file=args["file"],
+            env=os.environ,
+            out=out,
+        )
+    if command == "completion":
+        from credd.completion import script
+
+        out.write(script(CREDCTL, args["shell"]))
+        return 0
     client = Client(args["socket"] or paths.socket_path())
     if command == "token":
         return _token(client, out, args["code"], args["profile"])
     if command == "status":
-        return _status(client, out, as_json=args["json"], short=args["short"])
+        return _status(client, out, as_json=args["json"], short=args["short"], name=args["profile"])
     if command == "refresh":
         return _refresh(client, out, args["profiles"])
     if command == "reload":
@@ -149,20 +126,17 @@ def _dispatch(args: dict[str, Any], out: TextIO) -> int:
     raise BadInputError(f"unknown command {command}")
 
 
-def _read_code(code: str | None) -> str:
+def _token(client: Client, out: TextIO, code: str | None, profile: str | None) -> int:
     if code is None:
         if sys.stdin.isatty():
             import getpass  # only here: `credctl token CODE` must start fast
 
-            code = getpass.getpass("MFA code: ")
+            # Named before it is typed, and then sent for that profile alone.
+            profile = client.request("code-target", profile=profile)["profile"]
+            code = getpass.getpass(f"MFA code for {profile}: ").strip()
         else:
-            code = sys.stdin.readline()
-        code = code.strip()
-    return protocol.validate_code(code)
-
-
-def _token(client: Client, out: TextIO, code: str | None, profile: str | None) -> int:
-    result = client.request("token", code=_read_code(code), profile=profile)
+            code = sys.stdin.readline().strip()
+    result = client.request("token", code=protocol.validate_code(code), profile=profile)
     out.write(f"{result['profile']} renewed; {_expiry_phrase(result.get('expires_at'))}\n")
     if result.get("waiting"):
         out.write(f"still awaiting a code: {', '.join(result['waiting'])}\n")
@@ -181,8 +155,15 @@ def _from_now(seconds: float) -> str:
     return f"in {format_relative(seconds)}" if seconds > 0 else f"{format_relative(-seconds)} ago"
 
 
-def _status(client: Client, out: TextIO, *, as_json: bool, short: bool) -> int:
+def _status(client: Client, out: TextIO, *, as_json: bool, short: bool, name: str | None) -> int:
     status = client.request("status")
+    if name is not None:
+        status["profiles"] = [p for p in status["profiles"] if p["name"] == name]
+        if not status["profiles"]:
+            raise BadInputError(
+                f"credd keeps no profile named {name}; `credctl status` lists them",
+                fault=Fault.UNKNOWN_PROFILE,
+            )
     if as_json:
         import json  # for scripts, who need no fast start: indented, as people read it
 
@@ -190,24 +171,52 @@ def _status(client: Client, out: TextIO, *, as_json: bool, short: bool) -> int:
         return 0
     now = time.time()
     if short:
-        out.write(short_status(status["profiles"], now) + "\n")
+        profiles = status["profiles"]
+        line = short_profile(profiles[0], now) if name is not None else short_status(profiles, now)
+        out.write(line + "\n")
         return 0
     out.write(status_table(status["profiles"], now, colour=_use_colour(out)))
     return 0
 
 
 def short_status(profiles: list[dict[str, Any]], now: float) -> str:
-    """One line for a shell prompt: the first profile's state and time left, plus what waits."""
+    """One short line for a shell prompt, whatever the number of profiles.
+
+    The profiles that need the person (awaiting a code, in error, expired) by name, the
+    most pressing first, at most `_SHORT_NAMES` of them and then how many more; the others
+    as a count with the soonest expiry: `session-x awaiting-code +3 more | 96 ok 2h10m`.
+    Profiles never obtained yet (roles waiting for their session's first code) are counted
+    apart, `99 pending`: not ok, and nothing to do about them but what is named.
+    """
     if not profiles:
         return "credd: no profiles"
+    needing = sorted(
+        (p for p in profiles if p["state"] in _NEEDS_YOU),
+        key=lambda p: _NEEDS_YOU.index(p["state"]),
+    )
     parts = []
-    for profile in profiles:
-        if profile["state"] == "fresh" and profile.get("expires_at"):
-            left = format_relative(utc_seconds(profile["expires_at"]) - now)
-            parts.append(f"{profile['name']} {left}")
-        else:
-            parts.append(f"{profile['name']} {profile['state']}")
+    if needing:
+        named = ", ".join(f"{p['name']} {p['state']}" for p in needing[:_SHORT_NAMES])
+        more = len(needing) - _SHORT_NAMES
+        parts.append(f"{named} +{more} more" if more > 0 else named)
+    others = [p for p in profiles if p["state"] not in _NEEDS_YOU and p["state"] != "pending"]
+    if others:
+        expiries = [utc_seconds(p["expires_at"]) for p in others if p.get("expires_at")]
+        soonest = f" {format_relative(min(expiries) - now)}" if expiries else ""
+        parts.append(f"{len(others)} ok{soonest}")
+    pending = sum(p["state"] == "pending" for p in profiles)
+    if pending:
+        parts.append(f"{pending} pending")
     return " | ".join(parts)
+
+
+def short_profile(profile: dict[str, Any], now: float) -> str:
+    """One profile for a prompt: its time left (`11h42m`) while it has some, else its state."""
+    expires_at = profile.get("expires_at")
+    if profile["state"] in _NEEDS_YOU or not expires_at:
+        return str(profile["state"])
+    left = utc_seconds(expires_at) - now
+    return format_relative(left) if left > 0 else "expired"
 
 
 def status_table(profiles: list[dict[str, Any]], now: float, *, colour: bool) -> str:
@@ -222,6 +231,8 @@ def status_table(profiles: list[dict[str, Any]], now: float, *, colour: bool) ->
         refresh = "-"
         if p.get("next_refresh_at"):
             refresh = f"in {format_relative(utc_seconds(p['next_refresh_at']) - now)}"
+        elif p["kind"] == "role" and p["state"] in ("pending", "fresh", "expired"):
+            refresh = f"after {p['source_profile']}"  # a role that follows its source
         rows.append(
             [
                 p["name"],
@@ -293,7 +304,7 @@ def _prompt(client: Client, out: TextIO) -> int:
                 elif kind == "code-resolved" and name in pending:
                     pending.pop(name)
                     if asking == name:
-                        out.write(f"\n{name} renewed ({_expiry_phrase(event.get('expires_at'))})\n")
+                        out.write(f"\n{name} renewed; {_expiry_phrase(event.get('expires_at'))}\n")
                         asking = None
             if events.closed:
                 out.write("\ncredd closed the connection\n")
@@ -320,18 +331,6 @@ def _answer(
     out.write(f"{name} renewed; {_expiry_phrase(result.get('expires_at'))}\n")
     out.flush()
     return None
-
-
-def _import(out: TextIO, csv_path: str, target: str | None) -> int:
-    from pathlib import Path
-
-    from credd.files.csvimport import import_csv
-    from credd.files.writer import CredentialsWriter
-
-    credentials = Path(target or paths.credentials_path())
-    names = import_csv(Path(csv_path), CredentialsWriter(credentials))
-    out.write(f"imported {len(names)} profile(s) into {credentials}: {', '.join(names)}\n")
-    return 0
 
 
 def _one_line(text: str) -> str:

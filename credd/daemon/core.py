@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from credd.adapters.clock import Clock, JumpDetector
+from credd.adapters.keyring import Keyring, long_term_keys
 from credd.adapters.scheduler import Scheduler
 from credd.adapters.sts import StsClient
 from credd.credentials import Credentials, mask_key_id
@@ -37,11 +38,15 @@ from credd.errors import (
     CodeRejectedError,
     CreddError,
     Fault,
+    KeyringError,
     NoCredentialsError,
     PolicyError,
     StsTransientError,
 )
+from credd.files.awsconfig import RegionRecorder
+from credd.files.writer import FileHealth
 from credd.policy import Policy, Profile
+from credd.policy.filecheck import blocked_by_file, sources_without_file_keys
 from credd.states import State
 from credd.timetext import format_relative
 
@@ -111,6 +116,7 @@ class Entry:
     attempts: int = 0
     unwritten: bool = False  # held in memory, not (yet) in the file
     asked: bool = False  # an open request for a code, announced
+    keys_blocked: bool = False  # the source's long-term keys could not be read (keyring)
     work: asyncio.Task[None] | None = field(default=None, repr=False)  # STS call or write
 
     @property
@@ -145,6 +151,8 @@ class Daemon:
         notifier: Notifier | None = None,
         code_helper: CodeHelper | None = None,
         endpoint: EndpointOps | None = None,
+        regions: RegionRecorder | None = None,
+        keyring: Keyring | None = None,
         socket_path: Path | None = None,
         pid: int = 0,
         version: str = "",
@@ -160,6 +168,8 @@ class Daemon:
         self._notifier = notifier
         self._code_helper = code_helper
         self.endpoint = endpoint
+        self._regions = regions
+        self._keyring = keyring  # None: long-term keys come from the credentials file only
         self._socket_path = socket_path
         self.pid = pid
         self._version = version
@@ -174,6 +184,9 @@ class Daemon:
             executor=executor,
             write_delay=write_delay,
         )
+        # Profiles the credentials file blocks as it stands (SPEC.md "The AWS files, before
+        # a code is spent"), with why: looked at on start, on reload, and when it changes.
+        self._file_blocked: dict[str, str] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._verifying: asyncio.Task[None] | None = None
         self._status_due = False  # a STATUS= send is queued on the loop
@@ -195,8 +208,14 @@ class Daemon:
         return list(self._entries.values())
 
     async def start(self) -> None:
-        """Read what is on disk and make the first plan: every profile's state becomes known."""
-        sections = await self._read_file_quietly()
+        """Read what is on disk and make the first plan: every profile's state becomes known.
+
+        The credentials file is looked at first: a profile it blocks is `error` at once,
+        and no code is asked for it that could not be written.
+        """
+        health = await self._custody.inspect()
+        self._note_file(health, await self._keyring_holding(self._policy, health))
+        sections = await self._read_file_quietly() if health.problem is None else {}
         for profile in self._policy.profiles:
             self._entries[profile.name] = Entry(profile)
         # Sources come first in the policy's order, so a role sees its source's state.
@@ -271,6 +290,7 @@ class Daemon:
             planned=entry.next_refresh_at,
             source_renews_at=self._source_renews_at(entry.profile),
             error=entry.last_error,
+            keys_blocked=entry.keys_blocked,
         )
 
     def _event(self, entry: Entry, event: Event, *, error: str | None = None) -> None:
@@ -299,6 +319,8 @@ class Daemon:
             self._ask_for_code(entry)
         elif decision.action is Action.WRITE:
             self._start(entry, self._write_held(entry))
+        elif decision.action is Action.CHECK_KEYS:
+            self._start(entry, self._check_keys(entry))
 
     def _hold(self, entry: Entry, held: Credentials | None) -> None:
         """Record credentials found on disk (or kept over a reload) for `entry`."""
@@ -313,11 +335,67 @@ class Daemon:
 
     def _plan(self, entry: Entry) -> None:
         """The first plan of a profile (start or reload)."""
-        problem = self._policy.problems.get(entry.name)
+        problem = self.blocked(entry.name)
         if problem is not None:
             self._event(entry, Event.BLOCKED, error=problem)
         else:
             self._event(entry, Event.PLAN)
+
+    def blocked(self, name: str) -> str | None:
+        """Why profile `name` cannot be renewed until the policy or the file is fixed."""
+        return self._policy.problems.get(name) or self._file_blocked.get(name)
+
+    async def _keyring_holding(self, policy: Policy, health: FileHealth) -> frozenset[str]:
+        """The sources the file holds no keys for whose keys the keyring holds (or may)."""
+        missing = sources_without_file_keys(policy, health)
+        keyring = self._keyring
+        if not missing or keyring is None:
+            return frozenset()
+        return await self._in_thread(lambda: keyring.holding(missing))
+
+    def _note_file(self, health: FileHealth, in_keyring: frozenset[str]) -> dict[str, str]:
+        """Record which profiles the credentials file blocks now; what it blocked before."""
+        before = self._file_blocked
+        self._file_blocked = blocked_by_file(self._policy, health, in_keyring)
+        for name, reason in self._file_blocked.items():
+            if before.get(name) != reason:
+                log.error("%s cannot be renewed: %s", name, reason)
+        return before
+
+    async def _recheck_file(self) -> None:
+        """Look at the file again when it changed (or while it blocks a profile)."""
+        health = await self._custody.inspect_if_changed(force=bool(self._file_blocked))
+        if health is not None:
+            in_keyring = await self._keyring_holding(self._policy, health)
+            await self._reconcile_file(self._note_file(health, in_keyring))
+
+    async def _reconcile_file(self, before: Mapping[str, str]) -> None:
+        """Block the profiles the file now blocks; plan again those it blocked `before`."""
+        freed = [
+            e
+            for e in self._entries.values()
+            if not e.busy
+            and e.name in before
+            and self.blocked(e.name) is None
+            and e.state is State.ERROR
+            and e.last_error == before[e.name]
+        ]
+        if freed:
+            log.info("the credentials file no longer blocks %s", ", ".join(e.name for e in freed))
+            sections = await self._read_file_quietly()
+            for entry in freed:
+                if not self._is_current(entry) or entry.busy:
+                    continue
+                if entry.credentials is None:
+                    self._hold(entry, planner.credentials_from_section(sections.get(entry.name)))
+                self._event(entry, Event.PLAN)
+        for entry in list(self._entries.values()):
+            reason = self._file_blocked.get(entry.name)
+            if reason is None or entry.busy or entry.name in self._policy.problems:
+                continue
+            if entry.state is State.ERROR and entry.last_error == reason:
+                continue
+            self._event(entry, Event.BLOCKED, error=reason)
 
     def _source_renews_at(self, profile: Profile) -> datetime | None:
         if not profile.source_is_managed:
@@ -407,6 +485,14 @@ class Daemon:
             "waiting": [e.name for e in self._entries.values() if e.state is State.AWAITING_CODE],
         }
 
+    def code_target(self, name: str | None) -> str:
+        """The profile a code for `name` (None: whichever waits longest) would renew now.
+
+        Asked by `credctl token` on a terminal, to name the profile before the code is
+        typed; the same refusals as feeding a code, so none is typed in vain.
+        """
+        return self._code_target(name).name
+
     async def _feed(self, entry: Entry, code: str) -> Entry:
         """Renew `entry` with a code and wait for the result; returns the entry it served.
 
@@ -427,13 +513,19 @@ class Daemon:
         if name is not None:
             entry = self._entries.get(name)
             if entry is None:
-                raise BadInputError(
-                    f"no profile {name!r} in the policy", fault=Fault.UNKNOWN_PROFILE
-                )
+                raise BadInputError(f"no profile {name} in the policy", fault=Fault.UNKNOWN_PROFILE)
             if not entry.profile.needs_code:
                 raise BadInputError(
                     f"{name} takes no MFA code (a role renewed on its source)",
                     fault=Fault.NOT_AN_MFA_PROFILE,
+                )
+            reason = self.blocked(name)
+            if reason is not None:
+                # Asked before the code is used: AWS would take it, and nothing could be written.
+                raise BadInputError(
+                    f"{name} cannot be renewed until this is fixed (the code was not used):"
+                    f" {reason}",
+                    fault=Fault.NOTHING_TO_RENEW,
                 )
             return entry
         candidates = [
@@ -477,6 +569,16 @@ class Daemon:
         except _WaitingForSource as waiting:
             self._event_successor(entry, Event.WAITING_FOR_SOURCE, error=str(waiting))
             return
+        except KeyringError as error:
+            # Nothing reached AWS: a code fed is unused, and the profile retries by itself.
+            log.warning("%s: %s", profile.name, error.message)
+            target = self._successor(entry)
+            if target is not None:
+                target.keys_blocked = True
+                self._event(target, Event.KEYS_UNAVAILABLE, error=error.message)
+            if code is not None:
+                raise KeyringError(f"{error.message}; the code was not used") from None
+            return
         except CreddError as error:
             log.error("%s: %s", profile.name, error.message)
             self._event_successor(entry, Event.STS_FAILED, error=error.message)
@@ -504,6 +606,7 @@ class Daemon:
             return
         target.credentials, target.issued_at = creds, self._clock.now()
         target.unwritten = True
+        target.keys_blocked = False
         log.info(
             "%s renewed (%s), expires %s",
             profile.name,
@@ -563,6 +666,15 @@ class Daemon:
         if target is not None and target.credentials is creds:
             target.unwritten = False
             self._event(target, Event.WRITTEN)
+            self._record_region(target.profile)
+
+    def _record_region(self, profile: Profile) -> None:
+        """Give a profile written for the first time its region in the AWS config, if it has
+        no section there (SPEC.md "Region for new profiles")."""
+        regions = self._regions
+        if regions is not None and regions.claim(profile.name):
+            name, region = profile.name, profile.region
+            self._spawn(self._in_thread(lambda: regions.add(name, region)))
 
     async def _write_held(self, entry: Entry) -> None:
         """Write the credentials held again (a write failed, or another program lost them)."""
@@ -573,7 +685,12 @@ class Daemon:
     def _renew_dependents(self, entry: Entry) -> None:
         for dependent in self._policy.dependents(entry.name):
             child = self._entries.get(dependent.name)
-            if child is not None and not child.busy and not child.profile.needs_code:
+            if (
+                child is not None
+                and not child.busy
+                and not child.profile.needs_code
+                and self.blocked(child.name) is None
+            ):
                 self._event(child, Event.REFRESH)
 
     async def _call_sts(self, profile: Profile, code: str | None) -> Credentials:
@@ -626,14 +743,37 @@ class Daemon:
         return source.credentials if source else None
 
     async def _long_term_keys(self, profile: Profile) -> Credentials:
+        """The source's keys: the keyring's first, then the file's (read off the loop)."""
         sections = await self._custody.read()
-        keys = planner.long_term_credentials(sections.get(profile.source_profile))
-        if keys is None:
+        name = profile.source_profile
+        in_file = planner.long_term_credentials(sections.get(name))
+        found = (
+            await self._in_thread(lambda: long_term_keys(self._keyring, name, in_file))
+            if self._keyring is not None
+            else long_term_keys(None, name, in_file)
+        )
+        if found is None:
+            where = " or the keyring" if self._keyring is not None else ""
             raise CreddError(
-                f"source profile {profile.source_profile} has no aws_access_key_id and "
-                f"aws_secret_access_key in {self._policy.credentials_file}"
+                f"source profile {name} has no aws_access_key_id and "
+                f"aws_secret_access_key in {self._policy.credentials_file}{where}"
             )
-        return keys
+        return found[0]
+
+    async def _check_keys(self, entry: Entry) -> None:
+        """Read the source's keys before a code is asked for again (a keyring was locked)."""
+        try:
+            await self._long_term_keys(entry.profile)
+        except KeyringError as error:
+            self._event(entry, Event.KEYS_UNAVAILABLE, error=error.message)
+            return
+        except CreddError as error:
+            entry.keys_blocked = False
+            self._event(entry, Event.STS_FAILED, error=error.message)
+            return
+        entry.keys_blocked = False
+        log.info("%s: the keys of %s can be read again", entry.name, entry.profile.source_profile)
+        self._event(entry, Event.KEYS_READY)
 
     # ------------------------------------------------------------------ the file
 
@@ -643,6 +783,7 @@ class Daemon:
         The other way round, a write into the file credd has just replaced is carried over
         a moment after each write (custody.py).
         """
+        await self._recheck_file()
         now = self._clock.now()
         held = {
             e.name: e.credentials
@@ -750,6 +891,12 @@ class Daemon:
         )
         awaiting: list[str] = []
         tasks: dict[str, asyncio.Task[None]] = {}
+        blocked = [
+            {"profile": e.name, "state": e.state.value, "error": self.blocked(e.name)}
+            for e in chosen
+            if self.blocked(e.name) is not None and not e.busy
+        ]
+        chosen = [e for e in chosen if e.busy or self.blocked(e.name) is None]
         for entry in chosen:
             if not entry.busy:
                 self._event(entry, Event.REFRESH)
@@ -762,7 +909,7 @@ class Daemon:
         # The entries chosen above, even if a reload replaced them meanwhile.
         done = [self._successor(e) or e for e in chosen if e.name in tasks]
         renewed = [e.name for e in done if e.state is State.FRESH]
-        failed = [
+        failed = blocked + [
             {"profile": e.name, "state": e.state.value, "error": e.last_error}
             for e in done
             if e.state is not State.FRESH
@@ -779,25 +926,33 @@ class Daemon:
             log.error("reload refused, keeping the policy in force: %s", error.message)
             raise
         else:
-            self._apply_policy(policy)
+            health = await self._custody.inspect(policy.credentials_file)
+            in_keyring = await self._keyring_holding(policy, health)
+            before = self._apply_policy(policy, health, in_keyring)
+            await self._reconcile_file(before)
         finally:
             if self._notifier is not None:
                 self._notifier.ready(self.status_text())
         log.info("policy reloaded: %d profiles", len(policy.profiles))
         return {"profiles": len(policy.profiles), "warnings": list(policy.warnings)}
 
-    def _apply_policy(self, policy: Policy) -> None:
+    def _apply_policy(
+        self, policy: Policy, health: FileHealth, in_keyring: frozenset[str]
+    ) -> dict[str, str]:
         """Put a new policy in force.
 
         Unchanged profiles are kept as they are. A changed or removed profile's STS call
         in flight is never cancelled: AWS may have taken its code. It finishes, and its
         result serves the new profile of that name when that one makes the same
         credentials (`_successor`); meanwhile the new entry counts as busy, so no second
-        call (and no second use of a code) can start.
+        call (and no second use of a code) can start. `health` is the new policy's
+        credentials file as it stands, `in_keyring` the sources it lacks that the keyring
+        holds; returns the profiles the file blocked before.
         """
         old = self._entries
         self._custody.move_to(policy.credentials_file)
         self._policy = policy
+        before = self._note_file(health, in_keyring)
         self._entries = {}
         new_names = {p.name for p in policy.profiles}
         for name, entry in old.items():
@@ -824,6 +979,7 @@ class Daemon:
         for entry in fresh_plans:
             self._plan(entry)
         self._changed()
+        return before
 
     def held(self, name: str) -> Held | None:
         """What the local endpoint serves for `name`, from memory; None: no such profile."""
@@ -842,7 +998,7 @@ class Daemon:
         """The AWS `credential_process` JSON for `name`, from memory."""
         entry = self._entries.get(name)
         if entry is None:
-            raise BadInputError(f"no profile {name!r} in the policy", fault=Fault.UNKNOWN_PROFILE)
+            raise BadInputError(f"no profile {name} in the policy", fault=Fault.UNKNOWN_PROFILE)
         creds = entry.credentials
         if creds is None or not creds.is_valid_at(self._clock.now()):
             raise NoCredentialsError(

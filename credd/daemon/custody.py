@@ -19,13 +19,14 @@ from typing import Any, Protocol, TypeVar
 from credd.credentials import Credentials
 from credd.daemon.writebatch import Updates, WriteBatcher
 from credd.errors import CreddError
+from credd.files.writer import FileHealth
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 Sections = Mapping[str, Mapping[str, str]]
-Signature = tuple[int, int, int, int]
+Signature = tuple[int, ...]
 
 # After a write, the writer keeps the file it replaced open for a moment, to carry over a
 # late write into it (credd.files.writer.WATCH_SECONDS); it is looked at, and let go, after
@@ -46,6 +47,10 @@ class CredentialsStore(Protocol):
 
     def signature(self) -> Signature | None:
         """The file's identity now, or None when it is absent."""
+        ...
+
+    def inspect(self) -> FileHealth:
+        """Whether the file can be used as it stands (never raises)."""
         ...
 
     def carry_over(self) -> list[str]:
@@ -79,6 +84,7 @@ class FileCustody:
         self._writer = writer_for(path)
         self._writes = WriteBatcher(self._flush, delay=write_delay)
         self._seen: Signature | None = None
+        self._inspected: Signature | None = None
         self._carry_over_timer: asyncio.TimerHandle | None = None
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -118,12 +124,41 @@ class FileCustody:
                 changed.append(name)
         return changed
 
+    async def inspect(self, path: Path | None = None) -> FileHealth:
+        """Look at the file (or at `path`, the file a reload moves to) before it is used."""
+        if path is None or path == self.path:
+            writer = self._writer
+            signature = await self._in_thread(writer.signature)
+            health = await self._in_thread(writer.inspect)
+            self._inspected = signature
+            return health
+        other = self._writer_for(path)
+        try:
+            return await self._in_thread(other.inspect)
+        finally:
+            await self._in_thread(other.close)
+
+    async def inspect_if_changed(self, *, force: bool) -> FileHealth | None:
+        """`inspect` again if the file changed since the last look (or if `force`), else None.
+
+        The signature covers chmod, chown and new hard links too: fixing a problem the
+        last look found counts as a change.
+        """
+        writer = self._writer
+        signature = await self._in_thread(writer.signature)
+        if signature == self._inspected and not force:
+            return None
+        health = await self._in_thread(writer.inspect)
+        self._inspected = signature
+        return health
+
     def move_to(self, path: Path) -> None:
         """Use another file from now on (a reload changed `credentials_file`)."""
         if path == self.path:
             return
         old, old_runner = self._writer, self._writes.runner
         self.path, self._writer, self._seen = path, self._writer_for(path), None
+        self._inspected = None
         self._spawn(self._close_after(old, old_runner))
 
     async def stop(self) -> None:

@@ -41,9 +41,11 @@ class Event(StrEnum):
     STS_RETRYABLE = "sts-retryable"  # throttling, 5xx, network: worth another try
     STS_FAILED = "sts-failed"  # what a retry will not fix (keys refused, no such role)
     WAITING_FOR_SOURCE = "waiting-for-source"  # a chained role's source has no usable session
-    BLOCKED = "blocked"  # a problem only a reload (or a changed file) fixes
+    BLOCKED = "blocked"  # a problem only a reload or a change to the credentials file fixes
     RAN_OUT = "ran-out"  # the heartbeat saw credentials expire while it followed its source
     OVERWRITTEN = "overwritten"  # another program replaced its section in the file
+    KEYS_UNAVAILABLE = "keys-unavailable"  # the source's keys cannot be read now (keyring locked)
+    KEYS_READY = "keys-ready"  # they can be read again
 
 
 class Action(StrEnum):
@@ -53,6 +55,7 @@ class Action(StrEnum):
     RENEW = "renew"  # call STS now, with no code
     ASK_CODE = "ask-code"  # open a request for a code and tell the person
     WRITE = "write"  # write the credentials held in memory (a write failed before)
+    CHECK_KEYS = "check-keys"  # read the source's long-term keys, to know a code can be used
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class View:
     planned: datetime | None = None  # the timer set before the event (before a fed code)
     source_renews_at: datetime | None = None  # a managed source's next renewal, if planned
     error: str | None = None  # the last error shown
+    keys_blocked: bool = False  # the source's long-term keys could not be read last time
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,8 @@ def step(
     """The transition table. `error` says what failed; `jitter` in [0, 1] spreads retries."""
     valid = view.expires_at is not None and view.expires_at > now
     if event is Event.PLAN:
+        # A new start: an error shown before (a problem since fixed) is not carried over.
+        view = replace(view, error=None)
         if valid and view.unwritten:
             return Decision(State.FRESH, Action.WRITE, attempts=view.attempts)
         return _fresh(view, now) if valid else _due(view, now)
@@ -104,6 +110,17 @@ def step(
         )
     if event is Event.OVERWRITTEN:
         return Decision(State.FRESH, Action.WRITE, attempts=view.attempts)
+    if event is Event.KEYS_UNAVAILABLE:
+        # A locked or absent keyring: only this profile waits, and tries again by itself.
+        attempts = view.attempts + 1
+        when = now + timedelta(seconds=planner.backoff_delay(attempts, rand=lambda: jitter))
+        message = f"{error}; trying again at {format_utc(when)}"
+        return Decision(State.ERROR, when=when, error=message, attempts=attempts)
+    if event is Event.KEYS_READY:
+        return _due(replace(view, error=None, attempts=0, asked=False), now)
+    if view.keys_blocked and view.needs_code and event in (Event.DUE, Event.REFRESH):
+        # No code is asked for until the keys it would be used with can be read.
+        return Decision(State.ERROR, Action.CHECK_KEYS, error=view.error, attempts=view.attempts)
     if event is Event.DUE:
         if view.unwritten and valid and now < _renewal_time(view):
             # The timer was a write retry and the credentials are still worth writing.
@@ -140,6 +157,9 @@ def step(
         when = now + timedelta(seconds=planner.backoff_delay(attempts, rand=lambda: jitter))
         return Decision(State.ERROR, when=when, error=error, attempts=attempts)
     if event is Event.WAITING_FOR_SOURCE:
+        if view.expires_at is None:
+            # Never obtained: nothing has expired, and waiting for the source is no error.
+            return Decision(State.PENDING)
         return Decision(State.FRESH if valid else State.EXPIRED, error=error)
     if event is Event.BLOCKED:
         return Decision(State.ERROR, error=error)

@@ -38,6 +38,9 @@ async def handle(daemon: Daemon, request: Mapping[str, Any]) -> dict[str, Any]:
             code = protocol.validate_code(request.get("code"))
             profile = protocol.optional_str(request, "profile")
             return protocol.ok(await daemon.feed_code(code, profile))
+        if op == "code-target":
+            profile = protocol.optional_str(request, "profile")
+            return protocol.ok({"profile": daemon.code_target(profile)})
         if op == "refresh":
             return protocol.ok(await daemon.refresh(protocol.str_list(request, "profiles")))
         if op == "reload":

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from credd import __version__
 from credd.adapters.clock import SystemClock
+from credd.adapters.keyring import Keyring
 from credd.adapters.scheduler import ApsScheduler
 from credd.adapters.servicemanager import LoopWatchdog, ServiceNotifier
 from credd.adapters.sts import Boto3Sts, quiet_aws_loggers
@@ -23,6 +24,7 @@ from credd.daemon.endpoint import Endpoint
 from credd.daemon.server import ControlServer
 from credd.daemon.sockets import Listener, claim
 from credd.errors import CreddError, PolicyError
+from credd.files.awsconfig import RegionRecorder
 from credd.files.writer import CredentialsWriter
 from credd.policy import Policy, load_policy
 
@@ -42,7 +44,7 @@ def run(*, policy_path: Path, socket_path: Path, env: Mapping[str, str]) -> int:
     """Run the daemon in the foreground; the exit status follows SPEC.md (2: invalid policy)."""
     quiet_aws_loggers()
     try:
-        policy = load_policy(policy_path, env)
+        policy = load_policy(policy_path, env, in_keyring=Keyring().holds)
     except PolicyError as error:
         sys.stderr.write(error.message + "\n")
         return 2
@@ -92,7 +94,7 @@ async def _serve(
     )
     daemon = Daemon(
         policy=policy,
-        load_policy=lambda: load_policy(policy_path, env),
+        load_policy=lambda: load_policy(policy_path, env, in_keyring=Keyring().holds),
         sts=Boto3Sts(read_timeout=float(env.get("CREDD_STS_READ_TIMEOUT", "15"))),
         clock=clock,
         scheduler=ApsScheduler(),
@@ -101,6 +103,8 @@ async def _serve(
         notifier=notifier,
         code_helper=code_sources,
         endpoint=endpoint,
+        regions=RegionRecorder.from_env(env),
+        keyring=Keyring(),
         socket_path=listener.path,
         pid=os.getpid(),
         version=__version__,

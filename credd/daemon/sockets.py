@@ -62,6 +62,7 @@ class Listener:
         self.sock.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
+        os.ftruncate(self.lock_fd, 0)  # no pid of ours left for the next daemon's rival
         os.close(self.lock_fd)
 
 
@@ -102,10 +103,24 @@ def claim(path: Path) -> Listener:
 
 
 def _holder_pid(lock_fd: int) -> str:
-    """The pid the lock's holder wrote, waiting a little for it: it writes just after locking."""
+    """The pid the lock's holder wrote, waiting a little for it: it writes just after locking.
+
+    Until it does, the file may still name a daemon that died (killed, it could not clear
+    it): a pid of no live process is read again, never reported.
+    """
     for _ in range(PID_READS):
         pid = os.pread(lock_fd, 32, 0).decode("ascii", "replace").strip()
-        if pid:
+        if pid.isdigit() and _alive(int(pid)):
             return pid
         time.sleep(PID_REREAD_SECONDS)
     return "unknown"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True

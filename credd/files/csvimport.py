@@ -44,14 +44,28 @@ DEFAULT_PROFILE = "default"
 
 
 @dataclass(frozen=True, repr=False)
-class _Row:
+class KeyRow:
+    """One access key of the CSV and the profile it goes to. No repr: it holds a secret."""
+
     profile: str
     access_key_id: str
     secret_access_key: str
     line: int
 
 
-def import_csv(csv_path: Path, writer: CredentialsWriter) -> list[str]:
+def file_keys(row: KeyRow) -> dict[str, str | None]:
+    """The keys a row sets in its section: any session token and expiry go, which would
+    otherwise pair a stale token with the new keys."""
+    return {
+        "aws_access_key_id": row.access_key_id,
+        "aws_secret_access_key": row.secret_access_key,
+        "aws_session_token": None,
+        "aws_security_token": None,
+        "x_security_token_expires": None,
+    }
+
+
+def import_csv(csv_path: Path, writer: CredentialsWriter, profile: str | None = None) -> list[str]:
     """Write each row of the console CSV `csv_path` as a profile; returns the profile names.
 
     Raises `BadInputError` naming the file and line (never a secret) for a
@@ -59,23 +73,24 @@ def import_csv(csv_path: Path, writer: CredentialsWriter) -> list[str]:
     field, or a user named twice; nothing is written then. Errors of the
     writer (`CredentialsFileError`, `FileWriteError`) pass through.
     """
-    rows = _read_rows(csv_path)
-    writer.update(
-        {
-            row.profile: {
-                "aws_access_key_id": row.access_key_id,
-                "aws_secret_access_key": row.secret_access_key,
-                "aws_session_token": None,
-                "aws_security_token": None,
-                "x_security_token_expires": None,
-            }
-            for row in rows
-        }
-    )
+    rows = read_rows(csv_path, profile)
+    writer.update({row.profile: file_keys(row) for row in rows})
     return [row.profile for row in rows]
 
 
-def _read_rows(csv_path: Path) -> list[_Row]:
+def read_rows(csv_path: Path, profile: str | None = None) -> list[KeyRow]:
+    """Every access key of the CSV, checked; `profile` (`--profile`) names the one key's
+    profile, instead of the User Name column or the file's name."""
+    rows = _read_rows(csv_path, profile)
+    if profile is not None and len(rows) > 1:
+        raise BadInputError(
+            f"{csv_path}: {len(rows)} access keys, but --profile names one profile;"
+            " leave --profile out to name each after its user"
+        )
+    return rows
+
+
+def _read_rows(csv_path: Path, profile: str | None) -> list[KeyRow]:
     try:
         data = csv_path.read_bytes()
     except FileNotFoundError:
@@ -120,7 +135,7 @@ def _read_rows(csv_path: Path) -> list[_Row]:
             f"{csv_path}: {len(body)} access keys but no 'User name' column to name their profiles"
         )
     fallback = _profile_for_file(csv_path)
-    rows = [_row(csv_path, line, record, index, fallback) for line, record in body]
+    rows = [_row(csv_path, line, record, index, fallback, chosen=profile) for line, record in body]
 
     counts = Counter(row.profile for row in rows)
     duplicates = [name for name, n in counts.items() if n > 1]
@@ -129,7 +144,15 @@ def _read_rows(csv_path: Path) -> list[_Row]:
     return rows
 
 
-def _row(path: Path, line: int, record: list[str], index: dict[str, int], fallback: str) -> _Row:
+def _row(
+    path: Path,
+    line: int,
+    record: list[str],
+    index: dict[str, int],
+    fallback: str,
+    *,
+    chosen: str | None,
+) -> KeyRow:
     where = f"{path}: line {line}"
     if len(record) <= max(index.values()):
         raise BadInputError(f"{where}: has {len(record)} fields, fewer than the header")
@@ -140,6 +163,8 @@ def _row(path: Path, line: int, record: list[str], index: dict[str, int], fallba
     profile = fields.get(_USER, fallback)
     if not _USER_NAME_FORMAT.fullmatch(profile):
         raise BadInputError(f"{where}: 'user name' is not an IAM user name")
+    if chosen is not None:
+        profile = chosen
     if profile == DEFAULT_SECTION:
         raise BadInputError(f"{where}: a profile cannot be named {DEFAULT_SECTION}")
     if not _KEY_ID_FORMAT.fullmatch(fields[_KEY_ID]):
@@ -147,7 +172,7 @@ def _row(path: Path, line: int, record: list[str], index: dict[str, int], fallba
         raise BadInputError(f"{where}: 'access key id' does not look like an access key id")
     if any(c.isspace() for c in fields[_SECRET]):
         raise BadInputError(f"{where}: 'secret access key' contains whitespace")
-    return _Row(profile, fields[_KEY_ID], fields[_SECRET], line)
+    return KeyRow(profile, fields[_KEY_ID], fields[_SECRET], line)
 
 
 def _profile_for_file(path: Path) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import configparser
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -52,13 +52,20 @@ def _empty_sections() -> Mapping[str, AwsSection]:
     return MappingProxyType({})
 
 
+def _no_keyring(name: str) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class AwsFiles:
     """The profiles of the AWS config file and of the credentials file, secrets left out.
 
     `config` maps profile names (`[default]`, `[profile NAME]`) to sections;
     `credentials` maps section names (`[NAME]`) to sections. `notes` says
-    which file could not be read or parsed.
+    which file could not be read or parsed. `in_keyring(name)` says whether the
+    OS keyring holds (or may hold: it is locked) long-term keys for a profile; it
+    is asked only about profiles whose keys the files do not hold, so the keyring
+    is looked at only where a key may live there.
     """
 
     config_path: Path
@@ -66,9 +73,15 @@ class AwsFiles:
     config: Mapping[str, AwsSection] = field(default_factory=_empty_sections)
     credentials: Mapping[str, AwsSection] = field(default_factory=_empty_sections)
     notes: tuple[str, ...] = ()
+    in_keyring: Callable[[str], bool] = field(default=_no_keyring, compare=False)
 
     @classmethod
-    def load(cls, credentials_file: Path, env: Mapping[str, str]) -> AwsFiles:
+    def load(
+        cls,
+        credentials_file: Path,
+        env: Mapping[str, str],
+        in_keyring: Callable[[str], bool] = _no_keyring,
+    ) -> AwsFiles:
         """Read the credentials file given and the AWS config file (`AWS_CONFIG_FILE`)."""
         config_file = Path(aws_config_path(env))
         notes: list[str] = []
@@ -80,6 +93,7 @@ class AwsFiles:
             config_sections=config_raw,
             credentials_sections=credentials_raw,
             notes=tuple(notes),
+            in_keyring=in_keyring,
         )
 
     @classmethod
@@ -91,11 +105,12 @@ class AwsFiles:
         config_sections: Mapping[str, Mapping[str, str]],
         credentials_sections: Mapping[str, Mapping[str, str]],
         notes: tuple[str, ...] = (),
+        in_keyring: Callable[[str], bool] = _no_keyring,
     ) -> AwsFiles:
         """Build from already-parsed INI sections (raw section name -> key -> value)."""
         config: dict[str, AwsSection] = {}
         for section_name, items in config_sections.items():
-            profile = _config_profile_name(section_name)
+            profile = config_profile_name(section_name)
             if profile is not None:
                 config[profile] = _keep(items)
         credentials = {name: _keep(items) for name, items in credentials_sections.items()}
@@ -105,11 +120,13 @@ class AwsFiles:
             config=MappingProxyType(config),
             credentials=MappingProxyType(credentials),
             notes=notes,
+            in_keyring=in_keyring,
         )
 
     def has_profile(self, name: str) -> bool:
-        """The profile is in the config file or the credentials file."""
-        return name in self.config or name in self.credentials
+        """The profile is in the config file or the credentials file, or has keys in the
+        keyring."""
+        return name in self.config or name in self.credentials or self.in_keyring(name)
 
     def mfa_serial_for(self, name: str) -> str | None:
         """The profile's `mfa_serial`: config file first, then the credentials section.
@@ -137,7 +154,9 @@ class AwsFiles:
         if section is not None and (_KEY_ID in section.keys or _SECRET in section.keys):
             return section.has_long_term_keys()
         section = self.config.get(name)
-        return section is not None and section.has_long_term_keys()
+        if section is not None and section.has_long_term_keys():
+            return True
+        return self.in_keyring(name)
 
     def has_temporary_credentials(self, name: str) -> bool:
         """The credentials section holds a session token (another tool's session)."""
@@ -145,7 +164,7 @@ class AwsFiles:
         return section is not None and bool(section.keys & _TOKENS)
 
 
-def _config_profile_name(section_name: str) -> str | None:
+def config_profile_name(section_name: str) -> str | None:
     """`default` -> `default`, `profile NAME` -> `NAME`; other sections (sso-session) -> None.
 
     Split like botocore does (shlex), so `[profile "my profile"]` means `my profile`.

@@ -53,13 +53,15 @@ import hashlib
 import logging
 import os
 import re
+import stat
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
-from credd.errors import CredentialsFileError, FileWriteError
+from credd.errors import CreddError, CredentialsFileError, FileWriteError
 from credd.files import credfile
 from credd.files.atomic import (
     errno_text,
@@ -92,10 +94,35 @@ MAX_SETTLE_WAIT_SECONDS = 2.0
 WATCH_SECONDS = 0.5
 MAX_WATCHED = 16
 
+# Asked of the file as read under the lock, just before a write: true, nothing to write
+# after all; whatever it raises stops the write with nothing written.
+Check = Callable[[Mapping[str, Mapping[str, str]]], bool]
+
 
 def lock_path(target: Path) -> Path:
     """The lock file beside `target`: `.<name>.credd.lock`."""
     return target.with_name(f".{target.name}.credd.lock")
+
+
+def _no_sections() -> Mapping[str, frozenset[str]]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class FileHealth:
+    """What `CredentialsWriter.inspect` found: a problem with its fix, or each section's keys.
+
+    `keys` holds the names of each section's keys, never a value.
+    """
+
+    path: Path
+    problem: str | None = None
+    keys: Mapping[str, frozenset[str]] = field(default_factory=_no_sections)
+
+    def has_keys(self, section: str) -> bool:
+        """The section holds an access key id and a secret access key."""
+        names = self.keys.get(section, frozenset())
+        return "aws_access_key_id" in names and "aws_secret_access_key" in names
 
 
 @dataclass(eq=False)
@@ -197,18 +224,72 @@ class CredentialsWriter:
             return {}
         return credfile.parse(self._decode(snapshot.data), path=str(self.path))
 
-    def signature(self) -> tuple[int, int, int, int] | None:
-        """The file's identity now (device, inode, size, mtime_ns), or None when it is absent.
+    def signature(self) -> tuple[int, ...] | None:
+        """The file's identity now (device, inode, size, mtime_ns, ctime_ns), or None.
 
-        Cheap enough for every heartbeat: the daemon re-reads the file only when it changed.
+        None when it is absent. Cheap enough for every heartbeat: the daemon re-reads the
+        file only when it changed. The ctime changes with a chmod, a chown or a new hard
+        link too, so fixing what `inspect` found is noticed as well.
         """
         try:
-            return _identity(os.stat(self._target()))
-        except OSError:
+            info = os.stat(self._target())
+        except (OSError, CreddError):
             return None
+        return (*_identity(info), info.st_ctime_ns)
 
-    def update(self, updates: Mapping[str, Mapping[str, str | None]]) -> None:
+    def inspect(self) -> FileHealth:
+        """Whether credd can use the file as it stands, looked at before any code is asked for.
+
+        SPEC.md "The AWS files, before a code is spent": readable, owned by the user, not
+        hard-linked, parseable as botocore parses it. Never raises: what is wrong is in
+        `FileHealth.problem`, with the fix. A file that does not exist is fine (it is
+        created at the first write) and has no sections.
+        """
+        try:
+            target = self._target()
+            info = os.stat(target)
+        except FileNotFoundError:
+            return FileHealth(self.path)
+        except CreddError as error:
+            return FileHealth(self.path, error.message)
+        except OSError as error:
+            return FileHealth(self.path, f"{self.path}: cannot be looked at ({errno_text(error)})")
+        if not stat.S_ISREG(info.st_mode):
+            return FileHealth(
+                self.path,
+                f"{self.path}: is not a regular file; move it away, or set credentials_file"
+                " in the policy",
+            )
+        problem = replace_problem(self.path, info)
+        if problem is None:
+            try:
+                os.close(os.open(target, os.O_RDONLY | os.O_CLOEXEC))
+            except OSError as error:
+                problem = (
+                    f"{self.path}: cannot be read ({errno_text(error)}); make it readable"
+                    f" by you alone: `chmod 600 {self.path}`"
+                )
+        if problem is not None:
+            return FileHealth(self.path, problem)
+        try:
+            sections = self.read()
+        except CreddError as error:
+            return FileHealth(self.path, error.message)
+        keys = {name: frozenset(values) for name, values in sections.items()}
+        return FileHealth(self.path, keys=MappingProxyType(keys))
+
+    def update(
+        self,
+        updates: Mapping[str, Mapping[str, str | None]],
+        *,
+        check: Check | None = None,
+    ) -> None:
         """Set (or, with None, remove) keys of any number of sections in one atomic write.
+
+        `check`, if given, is called with the parsed file as it is read under the lock, just
+        before the change is applied; true, there is nothing to write after all, and
+        whatever it raises stops the update with nothing written (`credd keys import`
+        removes keys only while they are still the ones it stored elsewhere).
 
         Raises `CredentialsFileError` when the file cannot be parsed (it is
         left as it is) and `FileWriteError` when it cannot be written.
@@ -220,8 +301,35 @@ class CredentialsWriter:
                 self._sweep(target)
                 self._ours.update((name, key) for name, keys in updates.items() for key in keys)
                 late, seen = self._late_writes()
-                self._write_all(target, _merged(late, updates))
+                self._write_all(target, _merged(late, updates), check)
                 self._checked(seen)
+
+    def add_section(
+        self,
+        section: str,
+        keys: Mapping[str, str],
+        *,
+        present: Callable[[Collection[str]], bool],
+    ) -> bool:
+        """Add `section` with `keys`, unless `present(the file's section names)`; whether added.
+
+        The question is asked of the file as read under the lock, just before the write,
+        so a section someone adds meanwhile is never changed. Used for the AWS config file,
+        where `[profile x]` and `[profile "x"]` are one profile: `present` knows that.
+        """
+        with self._thread_lock:
+            target = self._target()
+            self._make_dir(target.parent)
+            with self._flock(target):
+                self._sweep(target)
+                found: list[bool] = []
+
+                def there(sections: Mapping[str, Mapping[str, str]]) -> bool:
+                    found.append(present(list(sections)))
+                    return found[-1]
+
+                self._write_all(target, {section: dict(keys)}, check=there)
+                return not found[-1]
 
     def close(self) -> None:
         """Let go of the replaced files still held (when the daemon moves to another file)."""
@@ -314,9 +422,14 @@ class CredentialsWriter:
         self._replaced.remove(replaced)
         os.close(replaced.fd)
 
-    def _write_all(self, target: Path, updates: Mapping[str, Mapping[str, str | None]]) -> None:
+    def _write_all(
+        self,
+        target: Path,
+        updates: Mapping[str, Mapping[str, str | None]],
+        check: Check | None = None,
+    ) -> None:
         for _ in range(self._max_attempts):
-            if self._write_once(target, updates):
+            if self._write_once(target, updates, check):
                 return
             log.info("%s changed while credd was writing it; writing again", self.path)
         raise FileWriteError(
@@ -357,10 +470,21 @@ class CredentialsWriter:
                 return snapshot  # settled (or stamped in the future: nothing to wait for)
             self._sleep(min((self._settle_ns - age) / 1e9, left))
 
-    def _write_once(self, target: Path, updates: Mapping[str, Mapping[str, str | None]]) -> bool:
-        """One read-apply-write round; False when the file changed under it."""
+    def _write_once(
+        self,
+        target: Path,
+        updates: Mapping[str, Mapping[str, str | None]],
+        check: Check | None = None,
+    ) -> bool:
+        """One read-apply-write round; False when the file changed under it.
+
+        `check(the sections read)` true: nothing to write after all; what it raises stops
+        the write with nothing written.
+        """
         before = self._settled_snapshot(target)
         text = self._decode(before.data) if before else ""
+        if check is not None and check(credfile.parse(text, path=str(self.path))):
+            return True
         new_text = credfile.apply(text, updates, path=str(self.path))
         if before is not None and new_text == text:
             return True
@@ -396,27 +520,14 @@ class CredentialsWriter:
         return True
 
     def _check_replaceable(self, target: Path) -> None:
-        """Refuse a file that the rename would not replace faithfully.
-
-        Another user's file would silently become ours (and lose its owner's access);
-        a hard-linked file would be split, its other names keeping the old secrets.
-        """
+        """Refuse a file that the rename would not replace faithfully (`replace_problem`)."""
         try:
             info = os.lstat(target)
         except OSError as error:
             raise self._write_error(error) from None
-        if info.st_uid != os.getuid():
-            raise FileWriteError(
-                f"{self.path}: belongs to uid {info.st_uid}, not to you (uid {os.getuid()});"
-                " credd will not replace another user's file: chown it to yourself or set"
-                " credentials_file in the policy; the file was left unchanged"
-            )
-        if info.st_nlink > 1:
-            raise FileWriteError(
-                f"{self.path}: has {info.st_nlink} hard links, and replacing it would leave"
-                " the other names with the old credentials: make the others symlinks to it;"
-                " the file was left unchanged"
-            )
+        problem = replace_problem(self.path, info)
+        if problem is not None:
+            raise FileWriteError(f"{problem}; the file was left unchanged")
 
     def _target(self) -> Path:
         """The real file behind any symlinks, so that the rename keeps the link."""
@@ -527,12 +638,31 @@ class CredentialsWriter:
 
     def _write_error(self, error: OSError) -> FileWriteError:
         return FileWriteError(
-            f"{self.path}: cannot write the credentials file ({errno_text(error)});"
-            " the file was left unchanged"
+            f"{self.path}: cannot be written ({errno_text(error)}); the file was left unchanged"
         )
 
     def _read_error(self, error: OSError) -> CredentialsFileError:
         return CredentialsFileError(str(self.path), None, f"cannot be read ({errno_text(error)})")
+
+
+def replace_problem(path: Path, info: os.stat_result) -> str | None:
+    """Why credd will not replace the file `info` describes, with the fix; None if it will.
+
+    Another user's file would silently become ours (and lose its owner's access); a
+    hard-linked file would be split, its other names keeping the old secrets.
+    """
+    if info.st_uid != os.getuid():
+        return (
+            f"{path}: belongs to uid {info.st_uid}, not to you (uid {os.getuid()});"
+            " credd will not replace another user's file: chown it to yourself or set"
+            " credentials_file in the policy"
+        )
+    if info.st_nlink > 1:
+        return (
+            f"{path}: has {info.st_nlink} hard links, and replacing it would leave"
+            " the other names with the old credentials: make the others symlinks to it"
+        )
+    return None
 
 
 def _pid_alive(pid: int) -> bool:

@@ -24,7 +24,9 @@ How each setting is chosen when the profile leaves it out:
   `defaults.duration`, since asking more than the role allows fails.
   A role chained on a session (its source is managed by credd, or holds
   temporary credentials) is capped to 1h with a warning.
-- `refresh_before`: `defaults.refresh_before`, else 15m.
+- `refresh_before`: `defaults.refresh_before`, else 15m; a lead inherited so that
+  it is longer than half the duration is capped to half, with a warning (a lead
+  set on the profile itself must only be shorter than the duration).
 - `mfa_serial` (MFA sessions only): the source profile's `mfa_serial` in
   the AWS config file, else in its credentials section.
 - `region`: the profile's `region`, then `defaults.region`, then the
@@ -46,7 +48,7 @@ How each setting is chosen when the profile leaves it out:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
@@ -105,13 +107,26 @@ __all__ = [
 ]
 
 
-def load_policy(path: Path, env: Mapping[str, str] = os.environ) -> Policy:
-    """Read and parse the policy at `path`; a missing or unreadable file is a PolicyError."""
-    return parse_policy(read_policy(path), path=path, env=env)
+def load_policy(
+    path: Path,
+    env: Mapping[str, str] = os.environ,
+    *,
+    in_keyring: Callable[[str], bool] | None = None,
+) -> Policy:
+    """Read and parse the policy at `path`; a missing or unreadable file is a PolicyError.
+
+    `in_keyring(name)`: whether the OS keyring holds keys for a source profile.
+    """
+    return parse_policy(read_policy(path), path=path, env=env, in_keyring=in_keyring)
 
 
 def parse_policy(
-    text: str, *, path: Path, aws: AwsFiles | None = None, env: Mapping[str, str]
+    text: str,
+    *,
+    path: Path,
+    aws: AwsFiles | None = None,
+    env: Mapping[str, str],
+    in_keyring: Callable[[str], bool] | None = None,
 ) -> Policy:
     """Validate the policy `text` and resolve every profile's settings.
 
@@ -126,7 +141,10 @@ def parse_policy(
     if checked.errors and not checked.entries:
         raise _invalid(path, checked.errors)  # nothing to resolve: the AWS files are not read
     if aws is None:
-        aws = AwsFiles.load(checked.credentials_file, env)
+        if in_keyring is None:
+            aws = AwsFiles.load(checked.credentials_file, env)
+        else:
+            aws = AwsFiles.load(checked.credentials_file, env, in_keyring)
     resolved = resolve_profiles(checked, aws, env)
     errors = [*checked.errors, *resolved.errors]
     if errors:

@@ -66,11 +66,13 @@ class _Resolver:
         self.blocked: dict[str, tuple[Problem, ...]] = {}
 
     def resolve(self) -> Resolved:
-        profiles = [
-            profile
-            for entry in self.entries.values()
-            if entry.name not in self.on_cycles and (profile := self.profile(entry)) is not None
-        ]
+        profiles = []
+        for entry in self.entries.values():
+            source = entry.source_profile
+            if entry.name in self.on_cycles or source is None or source == entry.name:
+                self.without_source(entry)
+            elif (profile := self.profile(entry)) is not None:
+                profiles.append(profile)
         return Resolved(
             profiles=_refresh_order(profiles),
             errors=tuple(self.errors),
@@ -84,13 +86,24 @@ class _Resolver:
     def warn(self, entry: Entry, place: str, message: str) -> None:
         self.warnings.append(Problem(place, message, entry.name))
 
+    def without_source(self, entry: Entry) -> None:
+        """The problems of an entry whose source cannot be followed (missing, itself, on a
+        cycle) that do not depend on it, so one structural error hides nothing else: the
+        duration's range, and a lead of its own that is not under it."""
+        if entry.is_role:
+            _, duration = self.role_duration(entry, chained=False, source="")
+        else:
+            duration = self.session_duration(entry)
+        lead = entry.refresh_before
+        if duration is not None and lead is not None and lead >= duration:
+            self.error(entry, f"{entry.place}.refresh_before", _endless(lead, duration))
+
     def profile(self, entry: Entry) -> Profile | None:
         """Check what depends on the source and fill every default; None when invalid."""
         aws = self.aws
         place = entry.place
         source = entry.source_profile
-        if source is None or source == entry.name:
-            return None
+        assert source is not None
         source_is_managed = source in self.entries
         source_found = source_is_managed or aws.has_profile(source)
         blocked: list[Problem] = []
@@ -100,7 +113,7 @@ class _Resolver:
             blocked.append(
                 Problem(
                     f"{place}.source_profile",
-                    f"{source!r} is neither in the policy nor in"
+                    f"{source} is neither in the policy nor in"
                     f" {aws.config_path} or {aws.credentials_path}{why}",
                     entry.name,
                 )
@@ -126,7 +139,7 @@ class _Resolver:
                 self.error(
                     entry,
                     f"{place}.mfa_serial",
-                    f"not allowed: the source {source!r} is managed by credd,"
+                    f"not allowed: the source {source} is managed by credd,"
                     " so the chain already carries MFA",
                 )
                 ok = False
@@ -149,13 +162,20 @@ class _Resolver:
         if refresh_before is None:
             refresh_before = REFRESH_BEFORE_DEFAULT
             refresh_place = f"{place}.refresh_before (default 15m)"
-        if refresh_before >= duration:
-            self.error(
+        if entry.refresh_before is None and refresh_before * 2 > duration:
+            # Inherited, not chosen for this profile: a 15m role (AWS's minimum) is valid
+            # as it is. The planner never renews in the first half of a life anyway.
+            capped = duration // 2
+            self.warn(
                 entry,
                 refresh_place,
-                f"{format_duration(refresh_before)} must be less than"
-                f" the duration {format_duration(duration)}, or credd would renew without end",
+                f"{format_duration(refresh_before)} capped to {format_duration(capped)},"
+                f" half the duration {format_duration(duration)}: credd renews no sooner"
+                " than halfway through a session's life",
             )
+            refresh_before = capped
+        elif refresh_before >= duration:
+            self.error(entry, refresh_place, _endless(refresh_before, duration))
             ok = False
         if not ok:
             return None
@@ -185,7 +205,7 @@ class _Resolver:
             self.error(
                 entry,
                 f"{place}.source_profile",
-                f"{source!r} is managed by credd, but GetSessionToken needs an IAM user's"
+                f"{source} is managed by credd, but GetSessionToken needs an IAM user's"
                 " long-term keys: an MFA session cannot start from another session or role",
             )
             return entry.mfa_serial
@@ -193,7 +213,7 @@ class _Resolver:
             self.warn(
                 entry,
                 f"{place}.source_profile",
-                f"{source!r} holds no long-term keys in the AWS files;"
+                f"{source} holds no long-term keys in the AWS files;"
                 " GetSessionToken works only with an IAM user's access keys",
             )
         if entry.mfa_serial is not None or "mfa_serial" in entry.rejected:
@@ -205,7 +225,7 @@ class _Resolver:
             self.error(
                 entry,
                 f"{place}.mfa_serial",
-                f"missing, and the source profile {source!r} names none in"
+                f"missing, and the source profile {source} names none in"
                 f" {aws.config_path} or {aws.credentials_path}; add mfa_serial: {MFA_EXAMPLE}",
             )
             return None
@@ -214,7 +234,7 @@ class _Resolver:
             self.error(
                 entry,
                 f"{place}.mfa_serial",
-                f"missing, and the mfa_serial of profile {source!r} in the AWS files"
+                f"missing, and the mfa_serial of profile {source} in the AWS files"
                 f" is unusable: {problem}",
             )
             return None
@@ -256,7 +276,7 @@ class _Resolver:
                 f"{entry.place}.duration",
                 f"{format_duration(requested)} capped to"
                 f" {format_duration(ROLE_CHAINED_MAX)}: AWS limits role chaining to 1 hour"
-                f" (the source {source!r} holds session credentials)",
+                f" (the source {source} holds session credentials)",
             )
             return requested, ROLE_CHAINED_MAX
         return requested, requested
@@ -283,6 +303,13 @@ class _Resolver:
             if partition in PARTITION_REGIONS and partition != DEFAULT_PARTITION:
                 return PARTITION_REGIONS[partition]
         return DEFAULT_REGION
+
+
+def _endless(lead: int, duration: int) -> str:
+    return (
+        f"{format_duration(lead)} must be less than the duration {format_duration(duration)},"
+        " or credd would renew without end"
+    )
 
 
 def _refresh_order(profiles: list[Profile]) -> tuple[Profile, ...]:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
+from support.daemon import CREDD
+from support.secret_service import SecretService
 
+from credd.adapters.keyring import Keyring
 from credd.commands.check import run_check
 
 DEVICE = "arn:aws:iam::123456789012:mfa/MFADeviceName"
@@ -110,7 +115,7 @@ def test_missing_source_profile_exits_2(env: dict[str, str], tmp_path: Path) -> 
     assert (status, out) == (2, "")
     assert err.splitlines() == [
         f"{path}: 1 profile cannot be renewed",
-        "  profiles.session-MFADeviceName.source_profile: 'ghost' is neither in the policy"
+        "  profiles.session-MFADeviceName.source_profile: ghost is neither in the policy"
         f" nor in {tmp_path / 'home' / '.aws' / 'config'}"
         f" or {tmp_path / 'home' / '.aws' / 'credentials'}",
     ]
@@ -137,3 +142,52 @@ def test_a_policy_someone_else_could_change_exits_2(env: dict[str, str], tmp_pat
         f" commands credd runs; run `chmod go-w {path}`",
     ]
     assert path.stat().st_mode & 0o777 == 0o664
+
+
+def test_a_15_minute_role_is_valid_with_no_refresh_before(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The real `credd check`: a role of 15m (AWS's minimum) with the built-in lead is
+    valid (exit 0), renewed 7m30s before expiry, with a warning saying why; it used to be
+    refused ("15m must be less than the duration 15m")."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        POLICY.replace("duration: 2h", "duration: 15m").replace(
+            "defaults:\n  refresh_before: 20m\n", ""
+        )
+    )
+    path.chmod(0o600)
+    done = subprocess.run(
+        [CREDD, "check", "--policy", str(path)],
+        env={**env, "PATH": os.environ.get("PATH", "")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert "  refresh      7m30s before expiry" in done.stdout
+    assert (
+        "  profiles.prod-admin.refresh_before (default 15m): 15m capped to 7m30s, half the"
+        " duration 15m: credd renews no sooner than halfway through a session's life"
+    ) in done.stdout
+
+
+def test_sources_in_the_keyring(
+    env: dict[str, str], tmp_path: Path, secret_service_env: SecretService
+) -> None:
+    """A source whose keys are only in the keyring is valid; plaintext keys left beside
+    them are a warning (the keyring's are used)."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY)
+    credentials = tmp_path / "home" / ".aws" / "credentials"
+    Keyring().put("default", "AKIAIOSFODNN7EXAMPLE", "s3cret")
+    status, out, _ = check(path, env)
+    assert status == 0
+    assert "keys in the keyring: default" in out
+    assert f"warning: {credentials} still holds plaintext keys for default" in out
+    credentials.write_text("[default]\nregion = eu-central-1\n")
+    status, out, err = check(path, env)
+    assert (status, err) == (0, "")
+    assert "keys in the keyring: default" in out and "warning: " not in out
+    credentials.unlink()
+    assert check(path, env)[0] == 0

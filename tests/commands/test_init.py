@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import io
 import os
-import pty
-import select
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 from support.daemon import CREDD
+from support.secret_service import SecretService
+from support.terminal import Terminal
 
+from credd import paths
+from credd.adapters.keyring import Keyring
+from credd.commands.check import run_check
 from credd.commands.init import run_init
 from credd.policy import load_policy
 from credd.states import Kind
@@ -77,72 +78,6 @@ def init(env: dict[str, str], *answers: str, platform: str = "linux") -> tuple[i
 DEFAULTS = ("", "", "", "", "", "")
 
 
-class Terminal:
-    """A child process on a pty: wait for text, type lines."""
-
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:
-            os.execve(argv[0], argv, env)
-        self.transcript = bytearray()  # not yet matched by an expect
-        self.shown = b""  # matched already
-
-    def expect(self, text: str, timeout: float = 20.0) -> None:
-        """Read until `text` has appeared since the last expect."""
-        wanted = text.encode()
-        deadline = time.monotonic() + timeout
-        while wanted not in self.transcript:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"never saw {text!r} in:\n{self.text()}")
-            ready, _, _ = select.select([self.fd], [], [], left)
-            if ready:
-                try:
-                    chunk = os.read(self.fd, 4096)
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    raise AssertionError(f"EOF before {text!r} in:\n{self.text()}")
-                self.transcript += chunk
-        # Later expects look only at what comes after this match.
-        end = self.transcript.index(wanted) + len(wanted)
-        self.shown += bytes(self.transcript[:end])
-        del self.transcript[:end]
-
-    def send(self, line: str) -> None:
-        """Type a line and Enter."""
-        os.write(self.fd, line.encode() + b"\r")
-
-    def finish(self, timeout: float = 20.0) -> int:
-        """Read to EOF and return the exit status."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.fd], [], [], 0.1)
-            if ready:
-                try:
-                    chunk = os.read(self.fd, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                self.transcript += chunk
-        _, status = os.waitpid(self.pid, 0)
-        os.close(self.fd)
-        return os.waitstatus_to_exitcode(status)
-
-    def kill(self) -> None:
-        """End the child (a failed test must not leave it waiting for input)."""
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-
-    def text(self) -> str:
-        """Everything shown so far."""
-        return (self.shown + bytes(self.transcript)).decode(errors="replace")
-
-
 def test_answers_on_a_terminal_make_a_policy_that_credd_check_accepts(tmp_path: Path) -> None:
     """On a pty, as mfa-login asks: the source profiles are listed, the config's device and
     `session-<device>` are offered in brackets, a bad answer is asked again, two roles are
@@ -177,9 +112,12 @@ def test_answers_on_a_terminal_make_a_policy_that_credd_check_accepts(tmp_path: 
         term.send("")
         term.expect("Role ARN (Enter to finish): ")
         term.send("")
-        term.expect("user service now")
-        term.send("")
+        # What `credd check` will say comes first, then the question about the service.
         term.expect("3 profiles (in refresh order)")
+        term.expect("user service now")
+        assert not policy_file(env).exists(), "nothing is written before the last answer"
+        term.send("")
+        term.expect("wrote ")
         status = term.finish()
     except BaseException:
         term.kill()
@@ -249,29 +187,32 @@ def test_wrong_answers_are_asked_again(tmp_path: Path) -> None:
         SERIAL,
         "default",  # holds long-term keys
         "work",
-        "1h",
+        "3600",  # bare digits are seconds
         "arn:aws:iam::123456789012:user/Admin",  # not a role
         ADMIN_ARN,
         "work",  # already used
         "admin",
-        "2h",  # chained roles get at most 1h
-        "45m",
+        "13h",  # over AssumeRole's 12h
+        "2h",  # chained roles get at most 1h: capped with a note, as credd check does
         "",
         "",
     )
     assert status == 0, out
     for reason in (
         "someone-elses-session has no long-term keys; one of: default, ops",
-        "is not an MFA device ARN",
+        "'arn:aws:iam::123:mfa/x' is not an MFA device ARN",
         "default holds long-term keys that credd would overwrite",
-        "not a role ARN",
+        "'arn:aws:iam::123456789012:user/Admin' is not a role ARN",
         "work is already used here",
-        "out of range for a role chained on a session",
+        "13h is out of range for a role: 15m to 12h",
+        "2h will be capped to 1h: AWS limits role chaining to 1 hour",
     ):
         assert reason in out
+    assert "unquoted integer" not in out
     profiles = {p.name: p for p in load_policy(policy_file(env), env).profiles}
     assert profiles["work"].source_profile == "ops"
-    assert profiles["admin"].duration == 2700
+    assert profiles["work"].duration == 3600
+    assert (profiles["admin"].requested_duration, profiles["admin"].duration) == (7200, 3600)
 
 
 def test_names_that_need_quoting_stay_valid_yaml(tmp_path: Path) -> None:
@@ -347,20 +288,51 @@ def test_a_yes_to_install_on_macos_writes_the_launch_agent(tmp_path: Path) -> No
     assert plist.is_file()
 
 
-def test_without_keys_the_policy_is_written_and_check_says_what_is_missing(
-    tmp_path: Path,
-) -> None:
-    """No long-term keys anywhere yet: init says how to add them, writes the policy, and
-    `credd check`'s problem is shown (exit 2); the service is not installed."""
+def test_without_keys_it_says_how_to_add_them_and_asks_nothing(tmp_path: Path) -> None:
+    """No long-term keys anywhere yet: no source could be accepted, so init says how to add
+    them, asks nothing, writes nothing and exits 2 (it used to take `default` anyway)."""
     env = sandbox(tmp_path, credentials="", config="")
     status, out = init(env, "", SERIAL, "", "", "", "y")
     assert status == 2
-    assert "No profile with long-term keys" in out
-    assert "credctl import --csv" in out
+    assert out.splitlines()[1:] == [
+        "credd init: no profile with long-term keys in ~/.aws/credentials yet: add them with"
+        " `aws configure` or `credctl import --csv FILE`, then run `credd init` again",
+        "nothing was written",
+    ]
+    assert not policy_file(env).parent.exists()
+
+
+def test_a_problem_in_the_credentials_file_is_shown_and_nothing_is_installed(
+    tmp_path: Path,
+) -> None:
+    """A duplicate [ops] section: the summary and credd check's problem are shown, the
+    service question is not asked, the policy is written and init exits 2."""
+    env = sandbox(tmp_path, credentials=CREDENTIALS_TEXT + "[ops]\nregion = x\n")
+    status, out = init(env, *DEFAULTS[:5])
+    assert status == 2, out
+    assert "section [ops] appears twice" in out
+    assert "user service" not in out
+    assert "Fix the problems above" in out
     assert policy_file(env).exists()
-    assert "cannot be renewed" in out
-    assert "Not installed" in out
-    assert not (Path(env["XDG_CONFIG_HOME"]) / "systemd" / "user" / "credd.service").exists()
+
+
+def test_ctrl_c_ends_the_line_and_says_nothing_was_written(tmp_path: Path) -> None:
+    """Ctrl-C at a question on a real terminal: the next output starts on a new line (the
+    shell's prompt is not left after the question), init says nothing was written, exits
+    130, and no policy or directory is made."""
+    env = sandbox(tmp_path)
+    term = Terminal([CREDD, "init"], env)
+    try:
+        term.expect("Source profile [default]: ")
+        os.write(term.fd, b"\x03")
+        status = term.finish()
+    except BaseException:
+        term.kill()
+        raise
+    assert status == 130, term.text()
+    after = term.text().split("Source profile [default]: ", 1)[1]
+    assert after.replace("^C", "").startswith("\r\ncredd init: interrupted; nothing was written")
+    assert not policy_file(env).parent.exists()
 
 
 def _mode(path: Path) -> int:
@@ -423,3 +395,34 @@ def test_a_directory_someone_else_could_write_is_refused_before_any_question(
     assert os.listdir(directory) == []
     after = directory.stat()
     assert (after.st_mode, after.st_uid) == (before.st_mode, before.st_uid)
+
+
+def test_init_offers_to_move_plaintext_keys_into_the_keyring(
+    tmp_path: Path, secret_service_env: SecretService
+) -> None:
+    """With a keyring there, init asks (after the roles, before the install) whether to move
+    the source's keys; a yes moves them once the policy is written, and check is happy."""
+    env = sandbox(tmp_path)
+    credentials = Path(env["AWS_SHARED_CREDENTIALS_FILE"])
+    status, out = init(env, "", "", "", "", "", "y", "")
+    assert status == 0, out
+    assert "Move the long-term keys of default out of ~/.aws/credentials into the OS keyring" in out
+    assert "moved the keys of default (****LT01) into the keyring" in out
+    checked, problems = io.StringIO(), io.StringIO()
+    assert run_check(Path(paths.policy_path(env)), env, checked, problems) == 0
+    assert "keys in the keyring: default" in checked.getvalue() and problems.getvalue() == ""
+    assert "CANARYinitSecretDefault" not in credentials.read_text() + out
+    assert "CANARYinitSecretOps" in credentials.read_text()  # only the source's keys move
+    held = Keyring().get("default")
+    assert held is not None and held.access_key_id == "AKIAEXAMPLEDEFAULT01"
+
+
+def test_init_leaves_the_keys_where_they_are_on_a_no(
+    tmp_path: Path, secret_service_env: SecretService
+) -> None:
+    """The default is no: nothing moves."""
+    env = sandbox(tmp_path)
+    status, out = init(env, "", "", "", "", "", "", "")
+    assert status == 0, out
+    assert Keyring().get("default") is None
+    assert Path(env["AWS_SHARED_CREDENTIALS_FILE"]).read_text() == CREDENTIALS_TEXT

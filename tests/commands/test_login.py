@@ -22,6 +22,7 @@ import pyotp
 import pytest
 from support.daemon import AWS, CREDD, CREDENTIALS_TEXT, LONG_TERM_KEY_ID, LONG_TERM_SECRET
 from support.fake_sts import FakeSts
+from support.secret_service import SecretService
 
 from credd.credentials import Credentials, parse_utc
 from credd.files import credfile
@@ -76,6 +77,8 @@ class Home:
             "AWS_ENDPOINT_URL": self.sts_url,
             "AWS_EC2_METADATA_DISABLED": "true",
             "NO_PROXY": "127.0.0.1,localhost",
+            # No daemon answers here: login works alone (tests/e2e/test_login_daemon.py).
+            "CREDD_SOCKET": str(self.root / "no-daemon" / "credd.sock"),
         }
 
     def login(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -156,18 +159,37 @@ def test_login_against_moto_writes_what_the_daemon_writes(moto_home: Home) -> No
 
 
 def test_the_aws_cli_uses_the_written_profile(moto_home: Home) -> None:
-    """`aws sts get-caller-identity --profile session-alice` works with what login wrote."""
+    """`aws sts get-caller-identity --profile session-alice` works with what login wrote,
+    with no region in the environment: the new profile got `[profile session-alice]` with
+    the region used, appended to the config (AWS_CONFIG_FILE, kept byte for byte), once."""
     home = moto_home
-    assert home.login("--token-code", "123456").returncode == 0
+    elsewhere = home.root / "aws-config"
+    home.config.rename(elsewhere)
+    home.config = elsewhere
+    env = {**home.env, "AWS_CONFIG_FILE": str(elsewhere)}
+    done = subprocess.run(
+        [CREDD, "login", "--token-code", "123456"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"added [profile session-alice] with region us-east-1 to {elsewhere}" in done.stdout
+    assert elsewhere.read_text() == CONFIG_TEXT + "\n[profile session-alice]\nregion = us-east-1\n"
     done = subprocess.run(
         [AWS, "sts", "get-caller-identity", "--profile", "session-alice", "--output", "json"],
-        env={**home.env, "AWS_DEFAULT_REGION": "us-east-1"},
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert '"Account"' in done.stdout
+
+    before = elsewhere.stat()
+    done = subprocess.run(
+        [CREDD, "login", "--token-code", "654321"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "added" not in done.stdout
+    assert elsewhere.stat().st_mtime_ns == before.st_mtime_ns
 
 
 def test_a_stale_security_token_is_removed(tmp_path: Path, moto_sts_url: str) -> None:
@@ -359,3 +381,36 @@ def test_on_a_terminal_it_asks_like_mfa_login(
     assert code.encode() not in transcript, "the code is not echoed"
     assert otp_sts.calls[0].serial == SERIAL
     assert "session-alice" in home.sections()
+
+
+def test_login_reads_the_source_from_the_keyring_first(
+    fake_home: Home, otp_sts: FakeSts, totp: pyotp.TOTP, secret_service_env: SecretService
+) -> None:
+    """Keys moved into the keyring (`credd keys import`): login signs with them, and the
+    file keeps no long-term secret; locked, login says so (exit 1) and sends nothing."""
+    home = fake_home
+    env = {**home.env, **secret_service_env.env}
+    moved = subprocess.run(
+        [CREDD, "keys", "import", "default"], env=env, capture_output=True, text=True
+    )
+    assert moved.returncode == 0, moved.stderr
+    assert LONG_TERM_SECRET not in home.credentials.read_text()
+
+    secret_service_env.lock()
+    done = subprocess.run(
+        [CREDD, "login", "--token-code", "123456"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert "profile default has no keys in ~/.aws/credentials, and cannot read" in done.stderr
+    assert "locked" in done.stderr and otp_sts.calls == []
+
+    secret_service_env.unlock()
+    code = totp.now()
+    done = subprocess.run(
+        [CREDD, "login", "--token-code", code], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    [call] = otp_sts.calls
+    assert call.access_key_id == LONG_TERM_KEY_ID
+    for secret in [*secrets_of(home, "session-alice"), code]:
+        assert secret not in done.stdout + done.stderr

@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from credd.ctl import grammar as ctlargs
+from credd import cmdparser
+from credd.cmdline import fast_parse
 from credd.ctl import main as ctl
+from credd.ctl.grammar import CREDCTL as TABLE
 
 CREDCTL = str(Path(sys.executable).with_name("credctl"))
 REPO = Path(__file__).resolve().parents[2]
@@ -31,7 +31,8 @@ def test_credctl_starts_on_the_standard_library_alone() -> None:
     probe = (
         "import sys, credd.ctl.main, credd.ctl.client, credd.ctl.child, credd.protocol;"
         "import credd.files.csvimport, credd.files.writer;"
-        "heavy = [m for m in ('boto3', 'botocore', 'apscheduler', 'yaml', 'sdnotify')"
+        "heavy = [m for m in ('boto3', 'botocore', 'apscheduler', 'yaml', 'sdnotify',"
+        " 'keyring', 'secretstorage')"
         " if m in sys.modules]; print(','.join(heavy))"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
@@ -128,7 +129,10 @@ PLAIN_LINES = [
     ["--debug", "token"],
     ["status"],
     ["status", "--short"],
+    ["status", "--short", "session-x"],
     ["--socket", "/tmp/x.sock", "status", "--json"],
+    ["status", "--json", "--socket", "/tmp/x.sock"],
+    ["token", "123456", "--debug", "--socket", "/tmp/x.sock"],
     ["refresh"],
     ["refresh", "a", "b"],
     ["reload"],
@@ -140,12 +144,22 @@ PLAIN_LINES = [
 ]
 
 
+def plain_args(words: list[str]) -> dict[str, object] | None:
+    """credctl's fast path."""
+    return fast_parse(TABLE, words)
+
+
+def parse(words: list[str]) -> dict[str, object]:
+    """credctl's argparse path."""
+    return cmdparser.parse(TABLE, words)
+
+
 @pytest.mark.parametrize("words", PLAIN_LINES)
 def test_the_common_command_lines_skip_argparse(words: list[str]) -> None:
     """Every form bench/ times, and the other everyday ones, parse without argparse."""
-    plain = ctl.plain_args(words)
+    plain = plain_args(words)
     assert plain is not None
-    assert plain == ctlargs.parse(words)
+    assert plain == parse(words)
 
 
 COMMANDS = (
@@ -158,42 +172,6 @@ COMMANDS = (
     "import",
     "exec",
 )
-
-WORDS = st.sampled_from(
-    [
-        *COMMANDS,
-        "--profile",
-        "--json",
-        "--short",
-        "--socket",
-        "--debug",
-        "--csv",
-        "--file",
-        "--env",
-        "--ttl",
-        "1h",
-        "--version",
-        "123456",
-        "admin",
-        "",
-        "a b",
-        "-x",
-        "-5",
-        "-",
-        "--",
-        "--prof",
-        "--profile=admin",
-        "-h",
-    ]
-)
-
-
-@given(st.lists(WORDS, max_size=6))
-def test_the_fast_parser_agrees_with_argparse(words: list[str]) -> None:
-    """Whatever `plain_args` accepts, argparse (credd/ctl/grammar.py) parses to the same values."""
-    plain = ctl.plain_args(words)
-    if plain is not None:
-        assert ctlargs.parse(words) == plain
 
 
 def test_every_daemon_command_exits_3_when_credd_is_not_running(tmp_path: Path) -> None:
@@ -231,12 +209,12 @@ def test_exec_keeps_the_commands_own_words() -> None:
     """Everything after exec's `--` is the command's, however it looks; without `--` the
     words that look like no option are the command (argparse)."""
     words = ["--socket", "/s", "exec", "p", "--ttl", "2h", "--", "aws", "--profile", "x", "--"]
-    for args in (ctl.plain_args(words), ctlargs.parse(words)):
+    for args in (plain_args(words), parse(words)):
         assert args is not None
         assert args["argv"] == ["aws", "--profile", "x", "--"]
         assert (args["profile"], args["ttl"], args["env"]) == ("p", "2h", False)
-    assert ctlargs.parse(["exec", "p", "aws", "s3", "ls"])["argv"] == ["aws", "s3", "ls"]
-    assert ctlargs.parse(["refresh", "--", "exec"])["profiles"] == ["exec"]
+    assert parse(["exec", "p", "aws", "s3", "ls"])["argv"] == ["aws", "s3", "ls"]
+    assert parse(["refresh", "--", "exec"])["profiles"] == ["exec"]
 
 
 @pytest.mark.parametrize(
@@ -313,6 +291,38 @@ def test_colour_only_when_asked() -> None:
     assert "\x1b[32m" in ctl.status_table(PROFILES, NOW, colour=True)
 
 
-def test_short_status_is_one_line_for_prompts() -> None:
-    """`status --short`: each profile's time left, or its state when not fresh."""
-    assert ctl.short_status(PROFILES, NOW) == "session-x 3h12m | admin error"
+def test_short_status_names_only_the_profiles_that_need_you() -> None:
+    """`status --short`: the profiles needing the person by name, the others counted with
+    the soonest expiry."""
+    assert ctl.short_status(PROFILES, NOW) == "admin error | 1 ok 3h12m"
+    assert ctl.short_status(PROFILES[:1], NOW) == "1 ok 3h12m"
+    assert ctl.short_status([], NOW) == "credd: no profiles"
+    never = {**PROFILES[0], "name": "role", "state": "pending", "expires_at": None}
+    assert ctl.short_status([never, *PROFILES], NOW) == "admin error | 1 ok 3h12m | 1 pending"
+
+
+def test_short_status_stays_short_with_a_hundred_profiles() -> None:
+    """However many profiles, at most two are named (the most pressing first) and the rest
+    counted: one short line."""
+    waiting = {**PROFILES[0], "name": "session-y", "state": "awaiting-code", "expires_at": None}
+    expired = [
+        {**PROFILES[0], "name": f"role-{n:03}", "state": "expired", "expires_at": None}
+        for n in range(60)
+    ]
+    fresh = [
+        {**PROFILES[0], "name": f"ok-{n:03}", "expires_at": f"2026-11-26T{10 + n % 9:02}:00:00Z"}
+        for n in range(39)
+    ]
+    line = ctl.short_status([*expired, *fresh, waiting], NOW)
+    assert line == "session-y awaiting-code, role-000 expired +59 more | 39 ok 2h00m"
+    assert "\n" not in line
+
+
+def test_short_status_of_one_profile_is_its_time_left_or_its_state() -> None:
+    """`status --short PROFILE`: `3h12m` while valid, else the state."""
+    assert ctl.short_profile(PROFILES[0], NOW) == "3h12m"
+    assert ctl.short_profile(PROFILES[1], NOW) == "error"
+    assert ctl.short_profile(PROFILES[0], NOW + 4 * 3600) == "expired"
+    assert ctl.short_profile({**PROFILES[0], "state": "pending", "expires_at": None}, NOW) == (
+        "pending"
+    )

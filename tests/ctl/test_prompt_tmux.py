@@ -141,3 +141,24 @@ def test_two_prompts_both_see_the_request_and_its_resolution(
     assert tmux.alive(first)
     assert tmux.alive(second)
     assert "135246" not in tmux.screen(second), "a code typed in one pane never shows in another"
+
+
+def test_renewed_has_no_nested_brackets_and_ctrl_c_ends_the_line(box: Sandbox, tmux: Tmux) -> None:
+    """The renewal reads `renewed; expires ... (in ...)`, never `(expires ... (in ...))`;
+    Ctrl-C at the question ends its line, so what the shell prints next starts a line of
+    its own, and credctl prompt exits 0."""
+    box.start()
+    box.wait_states({"session-alice": "awaiting-code"})
+    tmux.start(CREDCTL + ' prompt; printf "AFTER exit=%s\\n" "$?"', count=1)
+    [pane] = tmux.panes
+    tmux.wait_for(pane, "MFA code for session-alice: ")
+    tmux.type(pane, "135246")
+    screen = tmux.wait_for(pane, "session-alice renewed")
+    line = next(x for x in screen.splitlines() if "session-alice renewed" in x)
+    assert line.startswith("session-alice renewed; expires "), line
+    assert "((" not in line and "))" not in line and line.count("(") == 1
+    box.ctl("refresh", "session-alice")
+    tmux.wait_for(pane, "MFA code for session-alice: ", count=2)
+    tmux.tmux("send-keys", "-t", pane, "C-c")
+    screen = tmux.wait_for(pane, "AFTER exit=")
+    assert "AFTER exit=0" in [x.strip() for x in screen.splitlines()], screen

@@ -66,10 +66,13 @@ async def started(text: str) -> Rig:
 
 
 async def test_start_asks_for_a_code_and_roles_wait_for_their_source() -> None:
-    """Nothing on disk: the MFA session awaits a code; chained roles cannot be renewed yet."""
+    """Nothing on disk: the MFA session awaits a code; chained roles cannot be renewed yet,
+    and never having had credentials they are `pending`, not `expired`, with no error."""
     rig = await started(CHAIN)
     assert state(rig, "session-x") is State.AWAITING_CODE
-    assert state(rig, "admin") is State.EXPIRED
+    admin = rig.daemon.entry("admin")
+    assert admin is not None
+    assert (admin.state, admin.last_error) == (State.PENDING, None)
     assert rig.sts.calls == []
     assert any("awaiting code: session-x" in n for n in rig.notes)
 

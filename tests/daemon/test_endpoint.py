@@ -480,7 +480,7 @@ async def test_wired_to_the_daemon_it_serves_what_the_daemon_holds() -> None:
     host, port = reply["result"]["url"].split("/")[2].split(":")
     try:
         status, _, body = await exchange((host, int(port)), get(token))
-        assert status == 503 and "(expired)" in body["Message"]
+        assert status == 503 and "(pending)" in body["Message"]
         await daemon.handle({"op": "token", "code": "123456", "profile": "session-x"})
         await settle()
         status, _, body = await exchange((host, int(port)), get(token))

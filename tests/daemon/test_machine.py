@@ -49,15 +49,19 @@ VIEWS = [
         asked=asked and needs_code,
         planned=planned,
         attempts=attempts,
+        keys_blocked=keys_blocked,
     )
-    for state, needs_code, expires, unwritten, asked, planned, attempts in itertools.product(
-        State,
-        (True, False),
-        (NOW + HOUR, NOW - HOUR, None),
-        (False, True),
-        (False, True),
-        (None, NOW + HOUR / 2, NOW - HOUR / 2),
-        (0, 3),
+    for state, needs_code, expires, unwritten, asked, planned, attempts, keys_blocked in (
+        itertools.product(
+            State,
+            (True, False),
+            (NOW + HOUR, NOW - HOUR, None),
+            (False, True),
+            (False, True),
+            (None, NOW + HOUR / 2, NOW - HOUR / 2),
+            (0, 3),
+            (False, True),
+        )
     )
 ]
 
@@ -186,3 +190,58 @@ def test_a_fed_code_keeps_the_timer_and_the_open_request() -> None:
     planned = NOW + HOUR / 2
     decision = step(view(planned=planned, asked=True), Event.CODE_FED, NOW)
     assert (decision.state, decision.when, decision.asked) == (State.REFRESHING, planned, True)
+
+
+def test_a_role_never_obtained_waiting_for_its_source_is_pending_with_no_error() -> None:
+    """Nothing ever held: `pending`, no error; credentials that ran out: `expired`, saying why."""
+    waiting = "waiting for session-x to have a valid session"
+    never = step(
+        view(needs_code=False, expires_at=None), Event.WAITING_FOR_SOURCE, NOW, error=waiting
+    )
+    assert (never.state, never.error, never.when) == (State.PENDING, None, None)
+    ran_out = step(
+        view(needs_code=False, expires_at=NOW - HOUR), Event.WAITING_FOR_SOURCE, NOW, error=waiting
+    )
+    assert (ran_out.state, ran_out.error) == (State.EXPIRED, waiting)
+
+
+def test_a_plan_does_not_carry_an_old_error_over() -> None:
+    """A profile blocked by a problem since fixed is planned afresh: no error left shown."""
+    blocked = view(state=State.ERROR, error="the file was broken", expires_at=None)
+    decision = step(blocked, Event.PLAN, NOW)
+    assert (decision.state, decision.error, decision.action) == (
+        State.AWAITING_CODE,
+        None,
+        Action.ASK_CODE,
+    )
+
+
+def test_a_locked_keyring_makes_the_profile_wait_and_try_again() -> None:
+    """Keys that cannot be read (a locked keyring): `error` with the reason and a retry
+    timer; an open request for a code is closed (no code could be used)."""
+    for needs_code in (True, False):
+        decision = step(
+            view(needs_code=needs_code, asked=needs_code, state=State.REFRESHING),
+            Event.KEYS_UNAVAILABLE,
+            NOW,
+            error="the keyring is locked",
+            jitter=0.0,
+        )
+        assert decision.state is State.ERROR and decision.action is Action.NONE
+        assert decision.when is not None and decision.when > NOW
+        assert decision.error is not None and decision.error.startswith("the keyring is locked")
+        assert not decision.asked and decision.attempts == 1
+
+
+def test_no_code_is_asked_for_until_the_keys_can_be_read() -> None:
+    """The retry of an MFA session checks the keys first; once they read, the code is asked
+    for (and the error cleared). A role simply renews."""
+    blocked = view(state=State.ERROR, keys_blocked=True, error="locked", attempts=2)
+    for event in (Event.DUE, Event.REFRESH):
+        decision = step(blocked, event, NOW)
+        assert decision.action is Action.CHECK_KEYS and decision.state is State.ERROR
+    ready = step(blocked, Event.KEYS_READY, NOW)
+    assert ready.state is State.AWAITING_CODE and ready.action is Action.ASK_CODE
+    assert ready.error is None and ready.asked and ready.attempts == 0
+    role = view(needs_code=False, state=State.ERROR, keys_blocked=True, expires_at=None)
+    assert step(role, Event.DUE, NOW).action is Action.RENEW

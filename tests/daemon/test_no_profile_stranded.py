@@ -39,11 +39,27 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-from support.fakes import FakeClock, HeldExecutor, MemorySts, MemoryWriter, make_policy, make_rig
+from support.fakes import (
+    LONG_TERM,
+    FakeClock,
+    HeldExecutor,
+    MemorySts,
+    MemoryWriter,
+    make_policy,
+    make_rig,
+)
 
+from credd.adapters.keyring import Keyring, StoredKey
 from credd.credentials import Credentials
 from credd.daemon.core import Entry
-from credd.errors import CodeRejectedError, CreddError, FileWriteError, StsError, StsTransientError
+from credd.errors import (
+    CodeRejectedError,
+    CreddError,
+    FileWriteError,
+    KeyringError,
+    StsError,
+    StsTransientError,
+)
 from credd.policy import Profile
 
 EXAMPLES = int(os.environ.get("CREDD_PROPERTY_EXAMPLES", "300"))
@@ -137,6 +153,22 @@ class LogCapture(logging.Handler):
         self.lines.append(self.format(record))
 
 
+class LockableKeyring(Keyring):
+    """A keyring that holds the source's keys (the file has none) and that a rule locks and
+    unlocks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.locked = False
+
+    def get(self, profile: str) -> StoredKey | None:
+        if self.locked:
+            raise KeyringError(f"cannot read credd/{profile} in the keyring: it is locked")
+        if profile != "default":
+            return None
+        return StoredKey(LONG_TERM["aws_access_key_id"], LONG_TERM["aws_secret_access_key"])
+
+
 class NoProfileStranded(RuleBasedStateMachine):
     """Random sequences of everything that can happen to a running daemon."""
 
@@ -145,7 +177,7 @@ class NoProfileStranded(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.clock = FakeClock()
         self.sts = CanarySts(self.clock)
-        self.writer = MemoryWriter()
+        self.writer = MemoryWriter({"default": {"region": "eu-west-1"}})  # keys: the keyring
         self.executor = HeldExecutor()
         self.rig = make_rig(
             BASE, self.writer, executor=self.executor, sts=self.sts, clock=self.clock
@@ -153,6 +185,8 @@ class NoProfileStranded(RuleBasedStateMachine):
         self.daemon = self.rig.daemon
         self.helper = Told()
         self.daemon._code_helper = self.helper
+        self.keyring = LockableKeyring()
+        self.daemon._keyring = self.keyring
         self.codes = 900000
         self.tasks: list[asyncio.Task[Any]] = []
         self.told: set[str] = set()
@@ -246,6 +280,15 @@ class NoProfileStranded(RuleBasedStateMachine):
     @rule()
     def disk_recovers(self) -> None:
         self.writer.fail.clear()
+
+    @rule()
+    def keyring_locks(self) -> None:
+        """The screen locks, and the keyring with it: the keys cannot be read."""
+        self.keyring.locked = True
+
+    @rule()
+    def keyring_unlocks(self) -> None:
+        self.keyring.locked = False
 
     @precondition(lambda self: bool(self.executor.held))
     @rule(data=st.data())
@@ -345,7 +388,7 @@ class NoProfileStranded(RuleBasedStateMachine):
 
     def _covered(self, entry: Entry) -> bool:
         name = entry.name
-        if entry.busy or name in self.daemon.policy.problems:
+        if entry.busy or self.daemon.blocked(name) is not None:
             return True
         if entry.next_refresh_at is not None:
             assert self.rig.scheduler.when(name) == entry.next_refresh_at, self._why(entry)

@@ -59,13 +59,45 @@ def test_the_pid_is_named_even_when_read_just_after_the_winner_locked(
     lock = os.open(directory / "credd.sock.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)  # locked, pid not written yet
-        writer = threading.Timer(0.1, lambda: os.pwrite(lock, b"4242\n", 0))
+        live = f"{os.getpid()}\n".encode()
+        writer = threading.Timer(0.1, lambda: os.pwrite(lock, live, 0))
         writer.start()
-        with pytest.raises(AlreadyRunningError, match="pid 4242"):
+        with pytest.raises(AlreadyRunningError, match=f"pid {os.getpid()}"):
             claim(directory / "credd.sock")
         writer.join()
     finally:
         os.close(lock)
+
+
+def test_a_dead_daemons_pid_left_in_the_lock_file_is_never_named(short_dir: Path) -> None:
+    """Regression (seen in the two-daemons race): the lock file still named the last daemon,
+    which had died, while the new winner had locked but not yet written its pid; the loser
+    named the dead one. It now waits for a pid of a live process."""
+    directory = short_dir / "run"
+    directory.mkdir(mode=0o700)
+    gone = subprocess.Popen(["true"])  # a pid of no live process
+    gone.wait()
+    lock = os.open(directory / "credd.sock.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.pwrite(lock, f"{gone.pid}\n".encode(), 0)
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the winner has locked; the old pid is still there
+        live = f"{os.getpid()}\n".encode()
+        writer = threading.Timer(0.1, lambda: (os.ftruncate(lock, 0), os.pwrite(lock, live, 0)))
+        writer.start()
+        with pytest.raises(AlreadyRunningError, match=rf"\(pid {os.getpid()}\)"):
+            claim(directory / "credd.sock")
+        writer.join()
+    finally:
+        os.close(lock)
+
+
+def test_a_daemon_that_stops_leaves_no_pid_behind(short_dir: Path) -> None:
+    """A clean stop clears the pid, so no rival can read it while a new daemon starts."""
+    listener = claim(short_dir / "credd.sock")
+    lock = short_dir / "credd.sock.lock"
+    assert lock.read_text() == f"{os.getpid()}\n"
+    listener.close()
+    assert lock.read_text() == ""
 
 
 @pytest.mark.parametrize("mode", [0o777, 0o775, 0o757])

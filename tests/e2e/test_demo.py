@@ -13,8 +13,9 @@ DEMO = Path(__file__).resolve().parents[2] / "demo" / "demo.py"
 
 @pytest.mark.slow
 def test_the_demo_runs_end_to_end() -> None:
-    """Awaiting a code, a real TOTP code fed, every profile fresh, the AWS CLI on the role,
-    then `credctl exec prod-admin -- aws sts get-caller-identity` served by the endpoint."""
+    """Awaiting a code, a real TOTP code fed, every profile fresh, each new profile's region
+    in the AWS config, the AWS CLI on the role with no AWS_REGION, then `credctl exec
+    prod-admin -- aws sts get-caller-identity` served by the endpoint."""
     done = subprocess.run([sys.executable, str(DEMO)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
@@ -27,4 +28,8 @@ def test_the_demo_runs_end_to_end() -> None:
     assert "shared-credentials-file" not in exec_part
     assert exec_part.index(role) > exec_part.index("$ credctl exec prod-admin -- aws sts")
     assert "aws_secret_access_key = ****\n" in out
+    # No AWS_REGION in the demo: the CLI found the role's region where credd put it.
+    config = out.split("each new profile got its region, once")[1].split("==>")[0]
+    for profile in ("session-alice-phone", "prod-admin", "prod-readonly"):
+        assert f"[profile {profile}]\nregion = us-east-1\n" in config
     assert "credd stopped (exit 0)" in out

@@ -286,7 +286,7 @@ def test_a_profile_without_valid_credentials_is_503_with_a_reason(
         assert static.returncode == 1
         assert static.stderr.count("\n") == 1
         assert static.stderr.startswith(
-            "credctl: error: credd holds no valid credentials for prod-admin (expired)"
+            "credctl: error: credd holds no valid credentials for prod-admin (pending)"
         )
     finally:
         box.close()

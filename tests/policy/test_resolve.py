@@ -187,7 +187,7 @@ def test_missing_source_is_a_reference_problem_not_an_error(
     assert [p.name for p in policy.profiles] == ["s", "r"]
     assert list(policy.problems) == ["r"]
     problem = policy.problems["r"]
-    assert problem.startswith("profiles.r.source_profile: 'ghost' is neither in the policy nor in")
+    assert problem.startswith("profiles.r.source_profile: ghost is neither in the policy nor in")
     assert env["AWS_CONFIG_FILE"] in problem
 
 

@@ -151,12 +151,6 @@ ERROR_CASES = [
         "must be less than the duration 1h",
     ),
     (
-        "refresh_before from defaults not under a role's duration",
-        P + "  r:\n" + R + "defaults:\n  refresh_before: 2h\n",
-        "profiles.r.refresh_before (from defaults.refresh_before)",
-        "must be less than",
-    ),
-    (
         "refresh_before after the chaining cap",
         SPEC_EXAMPLE.replace("duration: 1h", "duration: 3h\n    refresh_before: 90m"),
         "profiles.prod-admin.refresh_before",
@@ -311,7 +305,7 @@ ERROR_CASES = [
         "MFA session with no device anywhere",
         P + "  s:\n    source_profile: plain\n",
         "profiles.s.mfa_serial",
-        "missing, and the source profile 'plain' names none",
+        "missing, and the source profile plain names none",
     ),
     (
         "MFA session on a managed profile",
@@ -391,6 +385,49 @@ def test_defaults_by_kind(env: dict[str, str], tmp_path: Path) -> None:
     session, role = parse(text, env, tmp_path).profiles
     assert (session.duration, role.duration) == (72_000, 3600)
     assert (session.refresh_before, role.refresh_before) == (600, 600)
+
+
+@pytest.mark.parametrize(
+    ("text", "lead", "warning"),
+    [
+        (
+            P + "  r:\n" + R + "    duration: 15m\n",
+            450,
+            "profiles.r.refresh_before (default 15m): 15m capped to 7m30s, half the duration"
+            " 15m: credd renews no sooner than halfway through a session's life",
+        ),
+        (
+            P + "  r:\n" + R + "defaults:\n  refresh_before: 2h\n",
+            1800,
+            "profiles.r.refresh_before (from defaults.refresh_before): 2h capped to 30m, half"
+            " the duration 1h: credd renews no sooner than halfway through a session's life",
+        ),
+        (P + "  r:\n" + R + "    duration: 30m\n", 900, None),  # exactly half: as it is
+    ],
+    ids=["15m-role-built-in-lead", "lead-from-defaults", "half-is-kept"],
+)
+def test_an_inherited_lead_over_half_the_duration_is_capped_with_a_warning(
+    env: dict[str, str], tmp_path: Path, text: str, lead: int, warning: str | None
+) -> None:
+    """A 15m role (AWS's minimum) is valid with no refresh_before: a lead inherited from
+    defaults or the built-in 15m that exceeds half the duration becomes half of it, and
+    `credd check` says so; set on the profile itself, it must only be under the duration."""
+    policy = parse(text, env, tmp_path)
+    assert policy.profiles[0].refresh_before == lead
+    assert list(policy.warnings) == ([warning] if warning else [])
+
+
+def test_a_lead_set_on_the_profile_is_not_capped(env: dict[str, str], tmp_path: Path) -> None:
+    """Chosen for the profile: 10m on a 15m role is kept (no warning); 15m is an error."""
+    policy = parse(P + "  r:\n" + R + "    duration: 15m\n    refresh_before: 10m\n", env, tmp_path)
+    assert (policy.profiles[0].refresh_before, policy.warnings) == (600, ())
+    found = problems(
+        P + "  r:\n" + R + "    duration: 15m\n    refresh_before: 15m\n", env, tmp_path
+    )
+    assert found == [
+        "profiles.r.refresh_before: 15m must be less than the duration 15m, or credd would"
+        " renew without end"
+    ]
 
 
 def test_commands_inherit_from_defaults_and_can_be_overridden(

@@ -18,6 +18,7 @@ from credd.credentials import Credentials
 from credd.daemon.core import Daemon
 from credd.errors import CreddError, StsTransientError
 from credd.files.lookup import AwsFiles
+from credd.files.writer import FileHealth
 from credd.policy import Policy, parse_policy
 
 T = TypeVar("T")
@@ -248,11 +249,24 @@ class MemoryWriter:
         self.batches: list[list[str]] = []
         self.fail: list[CreddError] = []
         self.changes = 0  # stands in for the file's inode, size and mtime
+        self.problem: str | None = None  # what `inspect` finds wrong, if anything
         self.carry_overs = 0
 
     def signature(self) -> tuple[int, int, int, int]:
         """Changes whenever the 'file' does."""
         return (0, 0, 0, self.changes)
+
+    def inspect(self) -> FileHealth:
+        """The 'file' as credd looks at it before use: `problem`, or each section's keys."""
+        if self.problem is not None:
+            return FileHealth(Path("/memory/credentials"), self.problem)
+        keys = {name: frozenset(values) for name, values in self.sections.items()}
+        return FileHealth(Path("/memory/credentials"), keys=keys)
+
+    def break_file(self, problem: str | None) -> None:
+        """Make the 'file' unusable (a problem with its fix), or usable again (None)."""
+        self.problem = problem
+        self.changes += 1
 
     def overwrite(self, section: str, keys: Mapping[str, str]) -> None:
         """Another program rewrites a section (as `aws configure set` does)."""
@@ -290,13 +304,19 @@ class MemoryWriter:
                     section[key] = value
 
 
-def make_policy(text: str, sections: Mapping[str, Mapping[str, str]] | None = None) -> Policy:
+def make_policy(
+    text: str,
+    sections: Mapping[str, Mapping[str, str]] | None = None,
+    *,
+    in_keyring: Callable[[str], bool] = lambda name: False,
+) -> Policy:
     """Parse a policy against in-memory AWS files (`default` holds long-term keys)."""
     aws = AwsFiles.from_sections(
         config_path=Path("/nonexistent/config"),
         credentials_path=Path("/nonexistent/credentials"),
         config_sections={},
         credentials_sections=sections or {"default": LONG_TERM},
+        in_keyring=in_keyring,
     )
     return parse_policy(text, path=Path("/policy.yaml"), aws=aws, env={})
 

@@ -1,0 +1,115 @@
+"""The keyring adapter (credd/adapters/keyring.py) against a real Secret Service (GNOME
+Keyring on a private session bus, tests/support/secret_service.py)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from support.secret_service import SecretService
+
+from credd.adapters.keyring import SERVICE, Keyring, StoredKey, long_term_keys
+from credd.credentials import Credentials
+from credd.errors import EXIT_FAILED, KeyringError
+
+KEY_ID = "AKIAKEYRINGTEST0WXYZ"
+SECRET = "canary-keyring-secret-Q9v8"  # a canary: must never show outside the keyring
+WHEN = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+
+
+def keyring() -> Keyring:
+    return Keyring(clock=lambda: WHEN)
+
+
+def test_put_stores_one_item_per_profile_and_reads_it_back(
+    secret_service_env: SecretService,
+) -> None:
+    """An item of service `credd`, user the profile, holding key id, secret and when."""
+    stored = keyring().put("alice", KEY_ID, SECRET)
+    assert stored == StoredKey(KEY_ID, SECRET, WHEN)
+    item = json.loads(secret_service_env.secrets()["alice"])
+    assert item["aws_access_key_id"] == KEY_ID
+    assert item["aws_secret_access_key"] == SECRET
+    assert item["stored_at"] == "2026-12-01T09:30:00Z"
+    assert keyring().get("alice") == stored
+    assert keyring().get("bob") is None
+
+
+def test_profiles_are_listed_without_unlocking(secret_service_env: SecretService) -> None:
+    """The Secret Service shows items' attributes while locked: no prompt to list them."""
+    store = keyring()
+    store.put("alice", KEY_ID, SECRET)
+    store.put("bob", KEY_ID, SECRET)
+    secret_service_env.lock()
+    assert keyring().profiles() == frozenset({"alice", "bob"})
+    assert secret_service_env.is_locked()
+
+
+def test_a_locked_keyring_is_a_clear_error_without_secrets(
+    secret_service_env: SecretService,
+) -> None:
+    """Locked: KeyringError says so and what to do; exit status 1; no secret anywhere."""
+    keyring().put("alice", KEY_ID, SECRET)
+    secret_service_env.lock()
+    with pytest.raises(KeyringError) as caught:
+        keyring().get("alice")
+    message = caught.value.message
+    assert message.startswith("cannot read credd/alice in the keyring: the keyring is locked;")
+    assert "unlock" in message
+    assert caught.value.exit_status == EXIT_FAILED
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+    assert SECRET not in repr(caught.value) and KEY_ID not in message
+    secret_service_env.unlock()
+    assert keyring().get("alice") is not None
+
+
+def test_no_keyring_at_all(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    """No session bus: `no keyring is available`, and nothing can be listed."""
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    with pytest.raises(KeyringError, match="no keyring is available"):
+        keyring().get("alice")
+    assert keyring().profiles() is None
+
+
+def test_delete(secret_service_env: SecretService) -> None:
+    """Delete says whether there was an item."""
+    store = keyring()
+    store.put("alice", KEY_ID, SECRET)
+    assert store.delete("alice") is True
+    assert store.delete("alice") is False
+    assert store.get("alice") is None
+
+
+def test_an_item_credd_did_not_write_is_refused(secret_service_env: SecretService) -> None:
+    """Someone else's password under service `credd` is not taken for a key."""
+    import keyring as keyring_library
+
+    keyring_library.core.init_backend()
+    keyring_library.set_password(SERVICE, "alice", "hunter2-canary")
+    with pytest.raises(KeyringError, match="does not hold credd's access key") as caught:
+        keyring().get("alice")
+    assert "hunter2" not in caught.value.message
+
+
+def test_stored_key_repr_masks() -> None:
+    """The key id masked, the secret never."""
+    text = repr(StoredKey(KEY_ID, SECRET, WHEN))
+    assert SECRET not in text and KEY_ID not in text and "****WXYZ" in text
+
+
+def test_long_term_keys_keyring_first(secret_service_env: SecretService) -> None:
+    """The keyring wins over the file; the file is used when the keyring has no item, or
+    when it is locked; locked with no keys in the file is an error (the keys may be there)."""
+    in_file = Credentials("AKIAFILEKEY00000ABCD", "file-secret")
+    store = keyring()
+    assert long_term_keys(store, "alice", in_file) == (in_file, "file")
+    assert long_term_keys(store, "alice", None) is None
+    store.put("alice", KEY_ID, SECRET)
+    assert long_term_keys(store, "alice", in_file) == (Credentials(KEY_ID, SECRET), "keyring")
+    secret_service_env.lock()
+    assert long_term_keys(keyring(), "alice", in_file) == (in_file, "file")
+    with pytest.raises(KeyringError, match="locked"):
+        long_term_keys(keyring(), "alice", None)
+    assert long_term_keys(None, "alice", in_file) == (in_file, "file")
