@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 
-_DURATION = re.compile(r"(?:(?P<d>[0-9]+)d)?(?:(?P<h>[0-9]+)h)?(?:(?P<m>[0-9]+)m)?(?:(?P<s>[0-9]+)s)?")
+_DURATION = re.compile(
+    r"(?:(?P<d>[0-9]+)d)?(?:(?P<h>[0-9]+)h)?(?:(?P<m>[0-9]+)m)?(?:(?P<s>[0-9]+)s)?"
+)
 
 _SECONDS_PER = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
