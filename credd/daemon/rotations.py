@@ -234,6 +234,13 @@ class Rotations:
 
     async def _rotate(self, state: KeyState, *, raising: bool = False) -> Rotated | None:
         session = self._session_for(state.source)
+        log.info(
+            "%s: rotating its key, IAM called with %s",
+            state.source,
+            "the MFA session held"
+            if session is not None
+            else "the key itself (no MFA session held)",
+        )
         try:
             rotated: Rotated = await self._in_thread(
                 lambda: self.rotator.rotate(state.source, session, state.region)
