@@ -124,7 +124,7 @@ def journal(box: Sandbox) -> dict[str, Any]:
 def assert_one_working_key(box: Sandbox, user: IamUser, where: str) -> tuple[str, str]:
     """IAM lists exactly one key, Active, the one credd holds; moto (enforcing) takes it."""
     key_id, secret = held(box, where)
-    listed = user.keys()
+    listed = user.access_keys()
     assert [(k["AccessKeyId"], k["Status"]) for k in listed] == [(key_id, "Active")]
     assert journal(box)["open"] == {}
     with enforced(user.url):
@@ -173,7 +173,7 @@ def test_with_two_keys_present_nothing_is_created_and_the_reason_names_the_other
     assert rotated.returncode == 1
     assert "already has two access keys" in rotated.stderr
     assert mask_key_id(other) in rotated.stderr and other not in rotated.stderr
-    assert sorted(k["AccessKeyId"] for k in user.keys()) == sorted([user.key_id, other])
+    assert sorted(k["AccessKeyId"] for k in user.access_keys()) == sorted([user.key_id, other])
     assert held(box, "file") == (user.key_id, user.secret)
     assert journal(box)["open"] == {}
     listed = credd(box, "keys", "list")

@@ -50,7 +50,7 @@ class IamUser:
     key_id: str
     secret: str
 
-    def keys(self) -> list[dict[str, Any]]:
+    def access_keys(self) -> list[dict[str, Any]]:
         """ListAccessKeys, asked as the administrator (enforcement off)."""
         answer = client(self.url, "iam").list_access_keys(UserName=self.name)
         return list(answer["AccessKeyMetadata"])
