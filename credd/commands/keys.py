@@ -45,7 +45,7 @@ from credd.credentials import format_utc, mask_key_id
 from credd.errors import BadInputError, CreddError, KeyringError, PolicyError
 from credd.files import csvimport
 from credd.files.writer import CredentialsWriter
-from credd.timetext import format_relative
+from credd.timetext import format_long, format_relative
 
 EXIT_OK = 0
 _KEY_ID = "aws_access_key_id"
@@ -218,11 +218,11 @@ class _Keys:
                 f"{format_relative((now - _parse(stored)).total_seconds())} ago" if stored else "-"
             )
             created = row.get("created_at")
-            age = format_relative((now - _parse(created)).total_seconds()) if created else "-"
+            age = format_long((now - _parse(created)).total_seconds()) if created else "-"
             nxt = row.get("next_rotation")
             if nxt:
                 left = (_parse(nxt) - now).total_seconds()
-                nxt = f"in {format_relative(left)}" if left > 0 else "due"
+                nxt = f"in {format_long(left)}" if left > 0 else "due"
             elif row.get("rotate_every") is None:
                 nxt = "off"
             if row.get("rotation"):

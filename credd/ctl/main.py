@@ -24,7 +24,7 @@ from credd.cmdline import fast_parse
 from credd.ctl.client import Client
 from credd.ctl.grammar import CREDCTL
 from credd.errors import EXIT_INTERRUPTED, EXIT_OK, BadInputError, CreddError, Fault
-from credd.timetext import format_relative, utc_seconds
+from credd.timetext import format_long, format_relative, utc_seconds
 
 # `typing` is for the type checker only: importing it costs credctl ~4 ms of a ~25 ms start
 # (bench/RESULTS.md #2). mypy treats any `TYPE_CHECKING` as true.
@@ -262,11 +262,11 @@ def keys_table(keys: list[dict[str, Any]], now: float) -> str:
     for key in keys:
         age = "-"
         if key.get("created_at"):
-            age = format_relative(now - utc_seconds(key["created_at"]))
+            age = format_long(now - utc_seconds(key["created_at"]))
         nxt = "-"
         if key.get("next_rotation"):
             left = utc_seconds(key["next_rotation"]) - now
-            nxt = _from_now(left) if left > 0 else "due"
+            nxt = f"in {format_long(left)}" if left > 0 else "due"
         elif key.get("rotate_every") is None:
             nxt = "off (no rotate_every)"
         rotation = str(key.get("rotation") or "idle")
