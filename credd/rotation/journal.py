@@ -74,6 +74,9 @@ class KeyRecord:
     blocked: str | None = None  # why the last rotation was not made
     rotated_at: str | None = None
 
+    def __repr__(self) -> str:
+        return f"KeyRecord({mask_key_id(self.key_id)}, created_at={self.created_at})"
+
     def created(self) -> datetime | None:
         """CreateDate, parsed."""
         return parse_utc(self.created_at) if self.created_at else None

@@ -80,6 +80,12 @@ class Rotated:
     new_key_id: str
     where: str
 
+    def __repr__(self) -> str:
+        return (
+            f"Rotated({self.profile}, {mask_key_id(self.old_key_id)} ->"
+            f" {mask_key_id(self.new_key_id)}, {self.where})"
+        )
+
     def describe(self) -> str:
         """One line for people."""
         where = "the keyring" if self.where == "keyring" else "the credentials file"
