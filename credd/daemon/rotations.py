@@ -106,7 +106,14 @@ class Rotations:
 
     async def start(self) -> None:
         """Read the journal; finish the rotations cut off before."""
-        data = await self._in_thread(self.rotator.journal.read)
+        try:
+            data = await self._in_thread(self.rotator.journal.read)
+        except CreddError as error:
+            # Renewals do not depend on it: say so, and leave rotation to the next look.
+            log.error("rotation journal: %s", error.message)
+            for state in self._keys.values():
+                state.problem = error.message
+            return
         for name, state in self._keys.items():
             state.record = data.keys.get(name)
         for name in data.open:

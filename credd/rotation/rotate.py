@@ -49,7 +49,7 @@ from credd.adapters.iam import (
 )
 from credd.adapters.keyring import Keyring, long_term_keys
 from credd.credentials import Credentials, mask_key_id
-from credd.errors import CreddError
+from credd.errors import BadInputError, CreddError, KeyringError
 from credd.files.writer import CredentialsWriter
 from credd.rotation.journal import Journal, KeyRecord, OpenRotation, stamp
 
@@ -127,14 +127,17 @@ class Rotator:
     def held(self, profile: str) -> tuple[Credentials, str]:
         """The key credd holds for `profile` and where (`keyring` or `file`)."""
         in_file = _file_keys(CredentialsWriter(self.credentials_file).read().get(profile))
-        found = long_term_keys(
-            self.keyring, profile, Credentials(*in_file) if in_file is not None else None
-        )
-        if found is None:
-            raise CreddError(
-                f"profile {profile} has no long-term keys in the keyring or in"
-                f" {self.credentials_file}"
+        places = f"the keyring or {self.credentials_file}"
+        try:
+            found = long_term_keys(
+                self.keyring, profile, Credentials(*in_file) if in_file is not None else None
             )
+        except KeyringError:
+            if self.keyring is None or not self.keyring.absent:
+                raise  # locked: the keys may well be there
+            found, places = None, f"{self.credentials_file} (and no keyring is available)"
+        if found is None:
+            raise BadInputError(f"profile {profile} has no long-term keys in {places}")
         return found
 
     def user_of(self, keys: Credentials, region: str) -> str:

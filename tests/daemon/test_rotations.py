@@ -297,3 +297,14 @@ def test_a_new_key_that_never_works_leaves_the_journal_open_for_recovery(
     assert done is not None and done.startswith("finished the rotation of default")
     assert list(world.iam.keys) == [world.held_id()]
     assert world.journal.read().open == {}
+
+
+async def test_a_journal_credd_did_not_write_does_not_stop_the_daemon(tmp_path: Path) -> None:
+    world = World(tmp_path, age_days=1, session=SESSION)
+    world.journal.path.parent.mkdir(parents=True)
+    world.journal.path.write_text("not json")
+    world.rotations.apply(world.policy())
+    await world.rotations.start()
+    (key,) = world.rotations.status()
+    assert "is not a rotation journal credd wrote; move it aside" in key["reason"]
+    assert key["rotation"] == "failed"

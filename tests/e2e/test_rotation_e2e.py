@@ -294,3 +294,17 @@ def test_a_daemon_killed_mid_rotation_finishes_it_at_the_next_start(
         assert secret not in box.log_text() and user.secret not in box.log_text()
     finally:
         box.close()
+
+
+def test_a_profile_without_keys_is_bad_input_and_nothing_changes(
+    box: Sandbox, user: IamUser
+) -> None:
+    before = box.credentials.read_bytes()
+    rotated = credd(box, "keys", "rotate", "nobody", "--token-code", "123456")
+    assert rotated.returncode == 2
+    assert rotated.stderr == (
+        f"credd: error: profile nobody has no long-term keys in {box.credentials}"
+        " (and no keyring is available)\n"
+    )
+    assert box.credentials.read_bytes() == before
+    assert [k["AccessKeyId"] for k in user.access_keys()] == [user.key_id]
