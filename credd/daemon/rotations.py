@@ -79,6 +79,7 @@ class Rotations:
         self._in_thread = in_thread
         self._session_for = session_for
         self._keys: dict[str, KeyState] = {}
+        self._reading: asyncio.Task[None] | None = None
 
     def apply(self, policy: Policy) -> None:
         """The sources a policy names (start or reload); what was learnt of them is kept."""
@@ -123,7 +124,26 @@ class Rotations:
             self._begin(found, "recovering", self._recover(found))
 
     def tick(self) -> None:
-        """Start the age checks and rotations that are due (the heartbeat calls this)."""
+        """Start the age checks and rotations that are due (the heartbeat calls this).
+
+        The journal is read again first, off the loop: `credd keys rotate` may have
+        rotated a key behind the daemon's back, and status must not show the old one.
+        """
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.get_running_loop().create_task(self._reread_then_plan())
+
+    async def _reread_then_plan(self) -> None:
+        try:
+            data = await self._in_thread(self.rotator.journal.read)
+        except CreddError as error:
+            log.error("rotation journal: %s", error.message)
+            return
+        for name, state in self._keys.items():
+            if not state.busy and name in data.keys:
+                state.record = data.keys[name]
+        self._plan()
+
+    def _plan(self) -> None:
         now = self._now()
         for state in self._keys.values():
             if state.rotate_every is None or state.busy:

@@ -141,6 +141,8 @@ class World:
     async def settle(self) -> None:
         for _ in range(3):
             tasks = [s.task for s in self.rotations._keys.values() if s.task is not None]
+            if self.rotations._reading is not None:
+                tasks.append(self.rotations._reading)  # type: ignore[arg-type]
             if tasks:
                 await asyncio.wait(tasks)
             await asyncio.sleep(0)
@@ -308,3 +310,18 @@ async def test_a_journal_credd_did_not_write_does_not_stop_the_daemon(tmp_path: 
     (key,) = world.rotations.status()
     assert "is not a rotation journal credd wrote; move it aside" in key["reason"]
     assert key["rotation"] == "failed"
+
+
+async def test_a_key_rotated_in_the_foreground_shows_in_status_at_the_next_beat(
+    tmp_path: Path,
+) -> None:
+    """`credd keys rotate` beside the daemon: the journal says so, the daemon shows it."""
+    world = World(tmp_path, age_days=10, session=SESSION)
+    world.rotations.apply(world.policy())
+    world.rotations.tick()
+    await world.settle()
+    rotated = world.rotator.rotate("default", SESSION, "us-east-1")  # as credd keys rotate
+    world.rotations.tick()
+    await world.settle()
+    (key,) = world.rotations.status()
+    assert key["key_id"] == mask_key_id(rotated.new_key_id)
