@@ -59,7 +59,7 @@ typecheck: $(STAMP)
 pytest: $(STAMP) $(DEBIAN_STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-demo: $(STAMP)
+demo: $(STAMP) $(DEBIAN_STAMP)
 	$(BIN)/python demo/demo.py
 
 # The benchmark measures credd as users install it: a regular (not editable) install in a

@@ -1,7 +1,7 @@
-"""Durations as the policy writes them (`12h`, `90m`, `1h30m`, `45s`). Standard library only.
+"""Durations as the policy writes them (`12h`, `90m`, `1h30m`, `45s`, `90d`). Standard library only.
 
-A duration is a string of hours, minutes and seconds, each at most once and
-in that order (`1h30m15s`), or a non-negative integer of seconds. Only ASCII
+A duration is a string of days, hours, minutes and seconds, each at most once and
+in that order (`1d12h`, `1h30m15s`), or a non-negative integer of seconds. Only ASCII
 digits count: a Python `\\d` or a bare `int()` would accept "١٢h".
 """
 
@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 
-_DURATION = re.compile(r"(?:(?P<h>[0-9]+)h)?(?:(?P<m>[0-9]+)m)?(?:(?P<s>[0-9]+)s)?")
+_DURATION = re.compile(
+    r"(?:(?P<d>[0-9]+)d)?(?:(?P<h>[0-9]+)h)?(?:(?P<m>[0-9]+)m)?(?:(?P<s>[0-9]+)s)?"
+)
 
-_SECONDS_PER = {"h": 3600, "m": 60, "s": 1}
+_SECONDS_PER = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
 def parse_duration(value: object) -> int:
@@ -39,8 +41,8 @@ def parse_duration(value: object) -> int:
     match = _DURATION.fullmatch(value)
     if match is None:
         raise ValueError(
-            f"{_quote(value)} is not a duration; write hours, minutes and seconds "
-            "in that order, such as 12h, 90m, 1h30m or 45s"
+            f"{_quote(value)} is not a duration; write days, hours, minutes and seconds "
+            "in that order, such as 90d, 12h, 90m, 1h30m or 45s"
         )
     return sum(int(match[unit]) * per for unit, per in _SECONDS_PER.items() if match[unit])
 

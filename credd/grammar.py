@@ -173,7 +173,7 @@ CREDD = Program(
             "keys",
             "long-term keys in the OS keyring",
             "The IAM user's long-term keys, out of the credentials file and into the OS "
-            "keyring, and back.",
+            "keyring, and back; and their rotation.",
             exits=_KEYS_EXITS,
             commands=[
                 Command(
@@ -206,9 +206,11 @@ CREDD = Program(
                     "list",
                     "every long-term key credd can use",
                     "Each long-term key credd can use: profile, masked key id, where it lives "
-                    "(keyring or file) and when it was stored; never a secret.",
+                    "(keyring or file), its age and next rotation (as IAM said when credd last "
+                    "asked); never a secret. A rotation cut off before is finished or undone "
+                    "first.",
                     options=[_KEYS_FILE],
-                    common=(JSON.flag, DEBUG.flag),
+                    common=(JSON.flag, POLICY.flag, DEBUG.flag),
                     exits=_KEYS_EXITS,
                 ),
                 Command(
@@ -220,6 +222,35 @@ CREDD = Program(
                     options=[_KEYS_FILE],
                     common=(DEBUG.flag,),
                     exits=_KEYS_EXITS,
+                ),
+                Command(
+                    "rotate",
+                    "rotate a long-term key now, in the foreground",
+                    "Rotates PROFILE's long-term access key now: a new key is created, stored "
+                    "where the old one lives (keyring or credentials file) and read back, "
+                    "proven to work, and only then is the old key deleted. IAM is called with "
+                    "the MFA session a running credd holds for PROFILE; with none, a code is "
+                    "asked for (or taken from --token-code) and a session made for the "
+                    "rotation. A rotation cut off before is finished or undone first.",
+                    positionals=[_PROFILE_ARG],
+                    options=[
+                        Option(
+                            "--token-code",
+                            "the 6-digit code (asked for if one is needed)",
+                            metavar="CODE",
+                        ),
+                        _KEYS_FILE,
+                    ],
+                    common=(POLICY.flag, SOCKET.flag, DEBUG.flag),
+                    exits=[
+                        (0, "rotated"),
+                        (
+                            1,
+                            "not rotated: two keys present, IAM or the keyring refused (the"
+                            " reason is shown)",
+                        ),
+                        (2, "bad input; nothing changed"),
+                    ],
                 ),
                 Command(
                     "remove",

@@ -44,6 +44,7 @@ OPS = frozenset(
         "code-target",
         "refresh",
         "reload",
+        "rotate",
         "credential-process",
         "subscribe",
         "ping",

@@ -24,6 +24,17 @@ def format_relative(seconds: float) -> str:
     return f"{minutes}m" if minutes else f"{whole}s"
 
 
+def format_long(seconds: float) -> str:
+    """A span that may be months long (a key's age): `89d23h` from two days up, else as
+    `format_relative`."""
+    whole = max(0, int(seconds))
+    if whole < 2 * _SECONDS_PER_DAY:
+        return format_relative(whole)
+    days, rest = divmod(whole, _SECONDS_PER_DAY)
+    hours = rest // 3600
+    return f"{days}d{hours}h" if hours else f"{days}d"
+
+
 def utc_seconds(text: str) -> int:
     """Seconds since 1970 of a UTC time in credd's form `2026-11-26T08:00:00Z`.
 

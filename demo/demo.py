@@ -7,8 +7,10 @@ real TOTP code from that device with `credctl token`, and shows the result:
 status, the credentials file (secrets masked), the region credd gave each new
 profile in ~/.aws/config, the AWS CLI using a chained role with no AWS_REGION,
 and the same role served to a command by `credctl exec` through credd's local
-endpoint, with no credentials file in its reach. Everything it starts, it
-stops.
+endpoint, with no credentials file in its reach. The long-term key is moved
+into an OS keyring first (a real Secret Service, GNOME Keyring on a session
+bus of the demo's own, started as the tests start it), and rotated at the end
+with the MFA session credd holds. Everything it starts, it stops.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import pyotp
 # The local-STS helpers the tests use: one way to find a port and see moto answer.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from support.moto_sts import answers, free_port
+from support.secret_service import missing_tools, secret_service
 
 BIN = Path(sys.executable).parent
 ACCOUNT = "123456789012"
@@ -80,6 +83,7 @@ def main() -> int:
         "CREDD_SOCKET": f"{root}/credd.sock" if len(str(root)) < 80 else "/tmp/credd-demo.sock",
         "AWS_ENDPOINT_URL": url,
         "AWS_ENDPOINT_URL_STS": url,
+        "AWS_ENDPOINT_URL_IAM": url,
         # No AWS_REGION: the region is in ~/.aws/config, as `aws configure` leaves it, and
         # credd gives each profile it creates its own (SPEC.md "Region for new profiles").
         "AWS_EC2_METADATA_DISABLED": "true",
@@ -87,7 +91,15 @@ def main() -> int:
         "LANG": os.environ.get("LANG", "C.UTF-8"),
     }
     started: list[subprocess.Popen[bytes]] = []
+    missing = missing_tools()
+    if missing:
+        print(f"demo: missing {', '.join(missing)} (`make demo` installs them)", file=sys.stderr)
+        return 1
+    keyring = secret_service(root / "secret-service")
     try:
+        say("Starting an OS keyring (GNOME Keyring's Secret Service on a bus of its own)")
+        env["DBUS_SESSION_BUS_ADDRESS"] = keyring.__enter__().address
+        print("unlocked, as after a desktop login")
         say(f"Starting a local STS (moto's server) on {url}")
         moto = subprocess.Popen(
             [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
@@ -148,6 +160,7 @@ def main() -> int:
             "  session-alice-phone:\n"
             "    source_profile: default\n"
             f"    mfa_serial: {serial}\n"
+            "    rotate_every: 90d\n"
             "  prod-admin:\n"
             "    source_profile: session-alice-phone\n"
             f"    role_arn: arn:aws:iam::{ACCOUNT}:role/Admin\n"
@@ -160,6 +173,14 @@ def main() -> int:
         say(f"The policy ({policy})")
         print(policy.read_text(), end="")
         show([str(BIN / "credd"), "check"], env)
+
+        say("Moving alice's long-term key out of the file and into the OS keyring")
+        done = show([str(BIN / "credd"), "keys", "import", "default"], env)
+        if done.returncode != 0:
+            return done.returncode
+        print(f"--- {credentials}, now:")
+        print(masked(credentials.read_text()), end="")
+        show([str(BIN / "credd"), "keys", "list"], env)
 
         say("Starting the daemon: credd run")
         log = (root / "credd.log").open("wb")
@@ -215,6 +236,17 @@ def main() -> int:
         )
         if done.returncode != 0:
             return done.returncode
+        say("Rotating alice's access key now, with the MFA session credd holds (no new code)")
+        done = show([str(BIN / "credctl"), "rotate", "default"], env)
+        if done.returncode != 0:
+            return done.returncode
+        held = [
+            k["AccessKeyId"] for k in iam.list_access_keys(UserName="alice")["AccessKeyMetadata"]
+        ]
+        print(f"IAM lists {len(held)} key for alice: " + ", ".join("****" + k[-4:] for k in held))
+        show([str(BIN / "credd"), "keys", "list"], env)
+        show([str(BIN / "credctl"), "status"], env)
+
         say("Stopping everything the demo started")
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(10)
@@ -227,6 +259,7 @@ def main() -> int:
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(10)
+        keyring.__exit__(None, None, None)
         if not os.environ.get("CREDD_DEMO_KEEP"):
             shutil.rmtree(root, ignore_errors=True)
 

@@ -16,13 +16,15 @@ from credd.durations import format_duration, parse_duration
         ("45s", 45),
         ("1h30m15s", 5_415),
         ("36h", 129_600),
+        ("90d", 7_776_000),
+        ("1d12h", 129_600),
         ("0s", 0),
         (3_600, 3_600),
         (0, 0),
     ],
 )
 def test_parse_accepts_the_forms_of_the_spec(value: object, seconds: int) -> None:
-    """SPEC durations: "12h", "90m", "1h30m", "45s", or an integer of seconds."""
+    """SPEC durations: "12h", "90m", "1h30m", "45s", "90d", or an integer of seconds."""
     assert parse_duration(value) == seconds
 
 

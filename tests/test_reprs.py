@@ -231,3 +231,23 @@ def test_a_daemon_entry_and_its_profile() -> None:
 def test_a_key_as_the_keyring_holds_it() -> None:
     """A long-term key from the keyring: the key id masked, the secret never shown."""
     assert_masked(StoredKey(KEY_ID, SECRET))
+
+
+def test_rotation_values() -> None:
+    """A new key from IAM, IAM's listing, the journal's open rotation, the rotation's
+    result and the daemon's key state: key ids masked, secrets never shown."""
+    from credd.adapters.iam import AccessKeyInfo, NewKey
+    from credd.daemon.rotations import KeyState
+    from credd.rotation.journal import KeyRecord, OpenRotation
+    from credd.rotation.rotate import Rotated
+
+    now = datetime(2026, 11, 26, tzinfo=UTC)
+    assert_masked(NewKey(KEY_ID, SECRET, now))
+    assert_masked(AccessKeyInfo(KEY_ID, "Active", now))
+    assert_masked(
+        OpenRotation("alice", "alice", "file", KEY_ID, (KEY_ID,), "2026", "created", KEY_ID)
+    )
+    rotated = Rotated("alice", KEY_ID, KEY_ID, "keyring")
+    assert KEY_ID not in rotated.describe() and "****Y789" in rotated.describe()
+    assert_masked(rotated)
+    assert_masked(KeyState("alice", 90, "us-east-1", KeyRecord(KEY_ID, "2026", "2026", KEY_ID)))

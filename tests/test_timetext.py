@@ -56,3 +56,14 @@ def test_anything_but_credds_own_form_is_a_value_error(text: str) -> None:
 def test_spans_read_as_hours_and_minutes(seconds: float, shown: str) -> None:
     """Hours and minutes when an hour or more is left, minutes, else seconds."""
     assert format_relative(seconds) == shown
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (3600 * 47, "47h00m"), (86400 * 2, "2d"), (86400 * 89 + 3600 * 23 + 59, "89d23h")],
+)
+def test_long_spans_count_days_from_two_days_up(seconds: int, text: str) -> None:
+    """A key's age and next rotation are months: `89d23h`, not `2159h`."""
+    from credd.timetext import format_long
+
+    assert format_long(seconds) == text

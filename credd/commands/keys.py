@@ -12,7 +12,12 @@ SPEC.md "Long-term keys" and the `credd keys` commands:
   where it lives, when it was stored; never a secret;
 - `export PROFILE [--file F]` the way back: into the file (0600), read back and
   compared, and only then out of the keyring;
-- `remove PROFILE` deletes the keyring item (asks first on a terminal).
+- `remove PROFILE` deletes the keyring item (asks first on a terminal);
+- `rotate PROFILE [--token-code CODE]` rotates the key now, in the foreground
+  (credd.rotation): IAM is called with the MFA session a running credd holds for
+  that source (asked for over its socket, as `credctl credential-process` does),
+  else with a session made here from a code, else (no MFA device known) with the
+  key itself. `list` and `rotate` first finish or undo a rotation cut off before.
 
 `credctl import --csv FILE [--profile P] [--force] [--keyring] [--file F]` is
 here too (credctl loads this module for that command only): keys already held
@@ -40,7 +45,7 @@ from credd.credentials import format_utc, mask_key_id
 from credd.errors import BadInputError, CreddError, KeyringError, PolicyError
 from credd.files import csvimport
 from credd.files.writer import CredentialsWriter
-from credd.timetext import format_relative
+from credd.timetext import format_long, format_relative
 
 EXIT_OK = 0
 _KEY_ID = "aws_access_key_id"
@@ -141,7 +146,9 @@ class _Keys:
         stdin: TextIO,
         out: TextIO,
         now: Callable[[], datetime],
+        err: TextIO = sys.stderr,
     ) -> None:
+        self.err = err
         self.env = env
         self.keyring = keyring
         self.stdin = stdin
@@ -203,17 +210,25 @@ class _Keys:
         if not rows:
             self.out.write("no long-term keys found (keyring or credentials file)\n")
             return EXIT_OK
-        table = [("PROFILE", "KEY", "WHERE", "STORED", "NEXT ROTATION")]
+        table = [("PROFILE", "KEY", "WHERE", "STORED", "AGE", "NEXT ROTATION")]
         now = self.now()
         for row in rows:
             stored = row["stored_at"]
-            age = (
+            stored_ago = (
                 f"{format_relative((now - _parse(stored)).total_seconds())} ago" if stored else "-"
             )
+            created = row.get("created_at")
+            age = format_long((now - _parse(created)).total_seconds()) if created else "-"
+            nxt = row.get("next_rotation")
+            if nxt:
+                left = (_parse(nxt) - now).total_seconds()
+                nxt = f"in {format_long(left)}" if left > 0 else "due"
+            elif row.get("rotate_every") is None:
+                nxt = "off"
+            if row.get("rotation"):
+                nxt = f"{nxt or '-'} ({row['rotation']})"
             where = row["where"] + (f" ({row['error']})" if row.get("error") else "")
-            table.append(
-                (row["profile"], row["key_id"] or "-", where, age, row["next_rotation"] or "-")
-            )
+            table.append((row["profile"], row["key_id"] or "-", where, stored_ago, age, nxt or "-"))
         widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
         for line in table:
             self.out.write("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)))
@@ -221,7 +236,28 @@ class _Keys:
         return EXIT_OK
 
     def rows(self, file: str | None) -> list[dict[str, Any]]:
-        """Each key credd can use: keyring items first, then the file's plaintext keys."""
+        """Each key credd can use: keyring items first, then the file's plaintext keys, each
+        with its age and next rotation as the rotation journal knows them."""
+        rows = self._rows(file)
+        notes = self._recover_all(file)
+        from credd.rotation.rotate import due_at
+
+        journal = self._rotator(file).journal.read()
+        every = self._rotate_every()
+        for row in rows:
+            name = row["profile"]
+            record = journal.keys.get(name)
+            held = row.get("key_id")
+            if record is not None and held is not None and mask_key_id(record.key_id) != held:
+                record = None  # learnt of a key the profile no longer holds
+            due = due_at(record, every.get(name))
+            row["created_at"] = record.created_at if record else None
+            row["rotate_every"] = every.get(name)
+            row["next_rotation"] = format_utc(due) if due is not None else None
+            row["rotation"] = notes.get(name) or (record.blocked if record else None)
+        return rows
+
+    def _rows(self, file: str | None) -> list[dict[str, Any]]:
         path = credentials_file(file, self.env)
         try:
             sections = CredentialsWriter(path).read()
@@ -268,6 +304,134 @@ class _Keys:
                 }
             )
         return rows
+
+    # ------------------------------------------------------------------ rotation
+
+    def _rotator(self, file: str | None) -> Any:
+        from credd.adapters.iam import Boto3Iam
+        from credd.rotation.journal import Journal, journal_path
+        from credd.rotation.rotate import Rotator
+
+        return Rotator(
+            iam=Boto3Iam(),
+            journal=Journal(journal_path(self.env)),
+            credentials_file=credentials_file(file, self.env),
+            keyring=self.keyring,
+            clock=self.now,
+            env=self.env,
+        )
+
+    def _policy(self) -> Any:
+        """The policy in force, or None (rotation works without one)."""
+        from credd.policy import load_policy
+
+        path = Path(paths.policy_path(self.env))
+        if not path.exists():
+            return None
+        try:
+            return load_policy(path, self.env, in_keyring=self.keyring.holds)
+        except CreddError:
+            return None
+
+    def _rotate_every(self) -> dict[str, int]:
+        policy = self._policy()
+        every: dict[str, int] = {}
+        for profile in policy.profiles if policy is not None else ():
+            if profile.rotate_every is not None and not profile.source_is_managed:
+                name = profile.source_profile
+                every[name] = min(every.get(name, profile.rotate_every), profile.rotate_every)
+        return every
+
+    def _region(self, profile: str, policy: Any) -> str:
+        for candidate in policy.profiles if policy is not None else ():
+            if candidate.source_profile == profile and not candidate.source_is_managed:
+                return str(candidate.region)
+        for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+            if self.env.get(name):
+                return self.env[name]
+        return "us-east-1"
+
+    def _recover_all(self, file: str | None) -> dict[str, str]:
+        """Finish or undo every rotation cut off before; a line for each that could not be."""
+        rotator = self._rotator(file)
+        policy = self._policy()
+        notes: dict[str, str] = {}
+        for name in rotator.open_profiles():
+            try:
+                done = rotator.recover(name, None, self._region(name, policy))
+            except CreddError as error:
+                notes[name] = f"a rotation was cut off, and finishing it failed: {error.message}"
+                continue
+            if done:
+                self.err.write(f"credd: {done}\n")
+        return notes
+
+    def rotate(self, profile: str, token_code: str | None, file: str | None) -> int:
+        _check_name(profile)
+        rotator = self._rotator(file)
+        policy = self._policy()
+        region = self._region(profile, policy)
+        keys, _ = rotator.held(profile)
+        session = self._daemon_session(profile, policy)
+        if session is None:
+            serial = self._serial(profile, policy)
+            if serial is not None:
+                code = token_code if token_code is not None else self._ask_code(serial)
+                from credd.adapters.sts import Boto3Sts
+                from credd.protocol import validate_code
+
+                session = Boto3Sts().get_session_token(
+                    source=keys,
+                    region=region,
+                    serial=serial,
+                    code=validate_code(code),
+                    duration=900,
+                )
+        rotated = rotator.rotate(profile, session, region)
+        self.out.write(rotated.describe() + "\n")
+        return EXIT_OK
+
+    def _daemon_session(self, profile: str, policy: Any) -> Any:
+        """The MFA session a running credd holds that was made from `profile`'s key."""
+        if policy is None:
+            return None
+        from credd.credentials import Credentials
+        from credd.ctl.client import Client
+
+        client = Client(paths.socket_path(self.env))
+        for candidate in policy.profiles:
+            if candidate.source_profile != profile or candidate.kind.value != "mfa-session":
+                continue
+            try:
+                held = client.request("credential-process", profile=candidate.name)
+            except CreddError:
+                continue
+            if held.get("SessionToken"):
+                return Credentials(
+                    held["AccessKeyId"], held["SecretAccessKey"], held["SessionToken"]
+                )
+        return None
+
+    def _serial(self, profile: str, policy: Any) -> str | None:
+        for candidate in policy.profiles if policy is not None else ():
+            if candidate.source_profile == profile and candidate.mfa_serial:
+                return str(candidate.mfa_serial)
+        from credd.files.lookup import AwsFiles
+
+        try:
+            aws = AwsFiles.load(credentials_file(None, self.env), self.env)
+        except CreddError:
+            return None
+        return aws.mfa_serial_for(profile)
+
+    def _ask_code(self, serial: str) -> str:
+        if _isatty(self.stdin):
+            self.out.write(f"MFA code for {serial}: ")
+            self.out.flush()
+        line = self.stdin.readline()
+        if not line:
+            raise BadInputError(f"no MFA code given for {serial} (use --token-code)")
+        return line.strip()
 
     def export(self, profile: str, file: str | None) -> int:
         _check_name(profile)
@@ -339,7 +503,11 @@ def run_keys(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
     """One `credd keys` command; the exit status (module doc)."""
-    keys = _Keys(env=env, keyring=keyring or Keyring(), stdin=stdin, out=out, now=now)
+    if args.get("policy"):
+        env = {**env, "CREDD_POLICY": args["policy"]}
+    if args.get("socket"):
+        env = {**env, "CREDD_SOCKET": args["socket"]}
+    keys = _Keys(env=env, keyring=keyring or Keyring(), stdin=stdin, out=out, now=now, err=err)
     try:
         if action == "import":
             return keys.import_(args["profile"], args["file"])
@@ -347,6 +515,8 @@ def run_keys(
             return keys.add(args["profile"], args["csv"], args["force"])
         if action == "list":
             return keys.list_keys(args["json"], args["file"])
+        if action == "rotate":
+            return keys.rotate(args["profile"], args["token_code"], args["file"])
         if action == "export":
             return keys.export(args["profile"], args["file"])
         return keys.remove(args["profile"], args["yes"])

@@ -129,6 +129,28 @@ CREDCTL = Program(
             exits=[(0, "reloaded"), (2, "the policy is invalid; the old one stays"), NO_DAEMON],
         ),
         Command(
+            "rotate",
+            "rotate a long-term access key now",
+            "Asks credd to rotate the long-term access key of PROFILE now, as rotate_every "
+            "would: PROFILE holds the key (a source_profile), or is a profile of the policy "
+            "made from it. credd creates a new key with the MFA session it holds for that "
+            "source, stores it where the old one lives (keyring or credentials file), proves "
+            "it works, then deletes the old one. With two keys already present nothing is "
+            "created and the reason is shown.",
+            positionals=[
+                Positional(
+                    "profile", "PROFILE", "the profile whose key to rotate", complete=PROFILE
+                )
+            ],
+            common=DAEMON_COMMON,
+            exits=[
+                (0, "rotated"),
+                (1, "not rotated: two keys present, or IAM refused (the reason is shown)"),
+                (2, "no such profile"),
+                NO_DAEMON,
+            ],
+        ),
+        Command(
             "prompt",
             "stay attached and ask for each code as it is needed",
             "Stays attached: each time credd needs a code it prints which profile and "

@@ -24,7 +24,7 @@ from credd.cmdline import fast_parse
 from credd.ctl.client import Client
 from credd.ctl.grammar import CREDCTL
 from credd.errors import EXIT_INTERRUPTED, EXIT_OK, BadInputError, CreddError, Fault
-from credd.timetext import format_relative, utc_seconds
+from credd.timetext import format_long, format_relative, utc_seconds
 
 # `typing` is for the type checker only: importing it costs credctl ~4 ms of a ~25 ms start
 # (bench/RESULTS.md #2). mypy treats any `TYPE_CHECKING` as true.
@@ -113,6 +113,10 @@ def _dispatch(args: dict[str, Any], out: TextIO) -> int:
         for warning in result.get("warnings", []):
             out.write(f"warning: {warning}\n")
         return 0
+    if command == "rotate":
+        result = client.request("rotate", profile=args["profile"])
+        out.write(f"{result['message']}\n")
+        return 0
     if command == "prompt":
         return _prompt(client, out)
     if command == "credential-process":
@@ -176,6 +180,8 @@ def _status(client: Client, out: TextIO, *, as_json: bool, short: bool, name: st
         out.write(line + "\n")
         return 0
     out.write(status_table(status["profiles"], now, colour=_use_colour(out)))
+    if status.get("keys"):
+        out.write("\n" + keys_table(status["keys"], now))
     return 0
 
 
@@ -251,6 +257,32 @@ def status_table(profiles: list[dict[str, Any]], now: float, *, colour: bool) ->
             code = _COLOURS.get(row[2], "0")
             cells[2] = f"\x1b[{code}m{cells[2]}\x1b[0m"
         lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def keys_table(keys: list[dict[str, Any]], now: float) -> str:
+    """The long-term keys under the profiles: age, next rotation, and a rotation's state."""
+    headers = ["KEY OF", "KEY", "AGE", "NEXT ROTATION", "ROTATION"]
+    rows = []
+    for key in keys:
+        age = "-"
+        if key.get("created_at"):
+            age = format_long(now - utc_seconds(key["created_at"]))
+        nxt = "-"
+        if key.get("next_rotation"):
+            left = utc_seconds(key["next_rotation"]) - now
+            nxt = f"in {format_long(left)}" if left > 0 else "due"
+        elif key.get("rotate_every") is None:
+            nxt = "off (no rotate_every)"
+        rotation = str(key.get("rotation") or "idle")
+        if key.get("reason"):
+            rotation += f": {_one_line(key['reason'])}"
+        rows.append([key["profile"], key.get("key_id") or "-", age, nxt, rotation])
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers) - 1)]
+    lines = [
+        "  ".join([*(c.ljust(widths[i]) for i, c in enumerate(row[:-1])), row[-1]]).rstrip()
+        for row in [headers, *rows]
+    ]
     return "\n".join(lines) + "\n"
 
 

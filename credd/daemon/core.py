@@ -33,6 +33,7 @@ from credd.daemon.custody import CredentialsStore, FileCustody
 from credd.daemon.endpoint import Held
 from credd.daemon.hub import Hub
 from credd.daemon.machine import Action, Decision, Event, View, step
+from credd.daemon.rotations import Rotations, sessions_by_source
 from credd.errors import (
     BadInputError,
     CodeRejectedError,
@@ -47,6 +48,7 @@ from credd.files.awsconfig import RegionRecorder
 from credd.files.writer import FileHealth
 from credd.policy import Policy, Profile
 from credd.policy.filecheck import blocked_by_file, sources_without_file_keys
+from credd.rotation.rotate import Rotator
 from credd.states import State
 from credd.timetext import format_relative
 
@@ -153,6 +155,7 @@ class Daemon:
         endpoint: EndpointOps | None = None,
         regions: RegionRecorder | None = None,
         keyring: Keyring | None = None,
+        rotator: Rotator | None = None,
         socket_path: Path | None = None,
         pid: int = 0,
         version: str = "",
@@ -190,6 +193,19 @@ class Daemon:
         self._background: set[asyncio.Task[Any]] = set()
         self._verifying: asyncio.Task[None] | None = None
         self._status_due = False  # a STATUS= send is queued on the loop
+        # Long-term keys' age and rotation (rotations.py); None: this daemon does not rotate.
+        self._rotations = (
+            Rotations(
+                rotator,
+                now=clock.now,
+                in_thread=self._in_thread,
+                session_for=self._session_for,
+            )
+            if rotator is not None
+            else None
+        )
+        if self._rotations is not None:
+            self._rotations.apply(policy)
         self.stopping = False  # no new work may start: its write would be cut off
 
     # ------------------------------------------------------------------ lifecycle
@@ -224,6 +240,8 @@ class Daemon:
             self._hold(entry, planner.credentials_from_section(sections.get(profile.name)))
             self._plan(entry)
         self._changed()
+        if self._rotations is not None:
+            await self._rotations.start()
 
     def start_scheduler(self) -> None:
         """Start the scheduler on the running loop."""
@@ -258,6 +276,8 @@ class Daemon:
                 self._event(entry, Event.RAN_OUT)
         if not self.stopping and (self._verifying is None or self._verifying.done()):
             self._verifying = asyncio.get_running_loop().create_task(self._verify_file())
+        if not self.stopping and self._rotations is not None:
+            self._rotations.tick()
 
     async def stop(self) -> None:
         """Stop cleanly: no new work; let an STS call or a write that has begun finish.
@@ -859,7 +879,19 @@ class Daemon:
             "credentials_file": str(self._policy.credentials_file),
             "endpoint": self.endpoint.url if self.endpoint is not None else None,
         }
-        return summary.status(daemon, self._entries.values())
+        result = summary.status(daemon, self._entries.values())
+        result["keys"] = self._rotations.status() if self._rotations is not None else []
+        return result
+
+    def _session_for(self, source: str) -> Credentials | None:
+        """The valid MFA session held that was made from `source`'s long-term key."""
+        return sessions_by_source(self._entries.values(), self._clock.now()).get(source)
+
+    async def rotate(self, name: str) -> dict[str, Any]:
+        """`credctl rotate NAME`: rotate that long-term key now (SPEC.md)."""
+        if self._rotations is None:
+            raise CreddError("this credd was started without key rotation")
+        return await self._rotations.rotate_now(name, self._policy)
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         """A queue of events for `credctl prompt`; it starts with every code already awaited."""
@@ -929,6 +961,8 @@ class Daemon:
             health = await self._custody.inspect(policy.credentials_file)
             in_keyring = await self._keyring_holding(policy, health)
             before = self._apply_policy(policy, health, in_keyring)
+            if self._rotations is not None:
+                self._rotations.apply(policy)
             await self._reconcile_file(before)
         finally:
             if self._notifier is not None:

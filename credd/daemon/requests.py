@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Requests that start work a stopping daemon could not finish.
-_REFUSED_WHEN_STOPPING = frozenset({"token", "refresh", "reload"})
+_REFUSED_WHEN_STOPPING = frozenset({"token", "refresh", "reload", "rotate"})
 
 
 async def handle(daemon: Daemon, request: Mapping[str, Any]) -> dict[str, Any]:
@@ -45,6 +45,8 @@ async def handle(daemon: Daemon, request: Mapping[str, Any]) -> dict[str, Any]:
             return protocol.ok(await daemon.refresh(protocol.str_list(request, "profiles")))
         if op == "reload":
             return protocol.ok(await daemon.reload())
+        if op == "rotate":
+            return protocol.ok(await daemon.rotate(protocol.optional_str(request, "profile") or ""))
         if op == "credential-process":
             name = protocol.optional_str(request, "profile")
             return protocol.ok(daemon.credential_process(name or ""))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from credd import __version__
 from credd.adapters.clock import SystemClock
+from credd.adapters.iam import Boto3Iam
 from credd.adapters.keyring import Keyring
 from credd.adapters.scheduler import ApsScheduler
 from credd.adapters.servicemanager import LoopWatchdog, ServiceNotifier
@@ -27,6 +28,8 @@ from credd.errors import CreddError, PolicyError
 from credd.files.awsconfig import RegionRecorder
 from credd.files.writer import CredentialsWriter
 from credd.policy import Policy, load_policy
+from credd.rotation.journal import Journal, journal_path
+from credd.rotation.rotate import Rotator
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +95,7 @@ async def _serve(
         now=clock.now,
         port=lambda: daemon.policy.endpoint_port,
     )
+    keyring = Keyring()
     daemon = Daemon(
         policy=policy,
         load_policy=lambda: load_policy(policy_path, env, in_keyring=Keyring().holds),
@@ -104,7 +108,14 @@ async def _serve(
         code_helper=code_sources,
         endpoint=endpoint,
         regions=RegionRecorder.from_env(env),
-        keyring=Keyring(),
+        keyring=keyring,
+        rotator=Rotator(
+            iam=Boto3Iam(),
+            journal=Journal(journal_path(env)),
+            credentials_file=policy.credentials_file,
+            keyring=keyring,
+            env=env,
+        ),
         socket_path=listener.path,
         pid=os.getpid(),
         version=__version__,

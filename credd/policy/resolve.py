@@ -177,6 +177,17 @@ class _Resolver:
         elif refresh_before >= duration:
             self.error(entry, refresh_place, _endless(refresh_before, duration))
             ok = False
+        rotate_every = entry.rotate_every
+        if source_is_managed and rotate_every is not None:
+            self.error(
+                entry,
+                f"{place}.rotate_every",
+                f"{source} is managed by credd and holds no long-term key to rotate;"
+                f" set rotate_every on the profile whose source_profile holds the keys",
+            )
+            ok = False
+        if rotate_every is None and not source_is_managed:
+            rotate_every = self.defaults.rotate_every
         if not ok:
             return None
         return Profile(
@@ -196,6 +207,7 @@ class _Resolver:
             code_command=entry.code_command or self.defaults.code_command,
             notify=entry.notify or self.defaults.notify,
             source_is_managed=source_is_managed,
+            rotate_every=rotate_every,
         )
 
     def session_mfa_serial(self, entry: Entry, source: str, source_is_managed: bool) -> str | None:

@@ -32,7 +32,7 @@ ROLE_CHAINED_MAX = 3_600  # AssumeRole called with session credentials
 POLICY_VERSION = 1
 
 TOP_KEYS = ("version", "defaults", "credentials_file", "profiles", "endpoint_port")
-DEFAULT_KEYS = ("duration", "refresh_before", "region", "code_command", "notify")
+DEFAULT_KEYS = ("duration", "refresh_before", "region", "code_command", "notify", "rotate_every")
 PROFILE_KEYS = (
     "source_profile",
     "mfa_serial",
@@ -44,7 +44,10 @@ PROFILE_KEYS = (
     "region",
     "code_command",
     "notify",
+    "rotate_every",
 )
+# A long-term key rotated more often than this is a typo (`90m` for `90d`), not a policy.
+ROTATE_EVERY_MIN = 3_600
 NOTIFY_PLACEHOLDERS = ("profile", "mfa_serial", "message")
 
 # ASCII classes throughout: `\w` and `\d` would let non-ASCII letters and digits in.
@@ -75,6 +78,7 @@ class Defaults:
     region: str | None = None
     code_command: tuple[str, ...] | None = None
     notify: tuple[str, ...] | None = None
+    rotate_every: int | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class Entry:
     region: str | None = None
     code_command: tuple[str, ...] | None = None
     notify: tuple[str, ...] | None = None
+    rotate_every: int | None = None
     rejected: frozenset[str] = frozenset()  # keys written with a value already reported
 
     @property
@@ -303,6 +308,9 @@ class _Validator:
         duration = refresh_before = None
         region = None
         code_command = notify = None
+        rotate_every = None
+        if "rotate_every" in value:
+            rotate_every = self.rotate_every(value["rotate_every"], "defaults.rotate_every")
         if "duration" in value:
             duration = self.duration(
                 value["duration"], "defaults.duration", SESSION_MIN, SESSION_MAX, "an MFA session"
@@ -315,7 +323,7 @@ class _Validator:
             code_command = self.argv(value["code_command"], "defaults.code_command")
         if "notify" in value:
             notify = self.argv(value["notify"], "defaults.notify", notify=True)
-        return Defaults(duration, refresh_before, region, code_command, notify)
+        return Defaults(duration, refresh_before, region, code_command, notify, rotate_every)
 
     def entries(self, document: dict[object, object]) -> dict[str, Entry]:
         if "profiles" not in document:
@@ -390,6 +398,7 @@ class _Validator:
         region = given("region", self.region)
         code_command = given("code_command", self.argv)
         notify = given("notify", lambda value, at: self.argv(value, at, notify=True))
+        rotate_every = given("rotate_every", self.rotate_every)
         parsed = {
             "source_profile": source_profile,
             "mfa_serial": mfa_serial,
@@ -401,6 +410,7 @@ class _Validator:
             "region": region,
             "code_command": code_command,
             "notify": notify,
+            "rotate_every": rotate_every,
         }
         return Entry(
             name=name,
@@ -415,6 +425,7 @@ class _Validator:
             region=region,
             code_command=code_command,
             notify=notify,
+            rotate_every=rotate_every,
             rejected=frozenset(k for k in PROFILE_KEYS if k in body and parsed[k] is None),
         )
 
@@ -491,6 +502,17 @@ class _Validator:
         except ValueError as exc:
             self.error(place, str(exc))
             return None
+
+    def rotate_every(self, value: object, place: str) -> int | None:
+        seconds = self.seconds(value, place)
+        if seconds is not None and seconds < ROTATE_EVERY_MIN:
+            self.error(
+                place,
+                f"{format_duration(seconds)} is too often to rotate a long-term key;"
+                " write at least 1h (90d is usual)",
+            )
+            return None
+        return seconds
 
     def duration(self, value: object, place: str, low: int, high: int, what: str) -> int | None:
         seconds = self.seconds(value, place)

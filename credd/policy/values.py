@@ -47,6 +47,8 @@ class Profile:
     code_command: tuple[str, ...] | None
     notify: tuple[str, ...] | None
     source_is_managed: bool  # source_profile is itself in the policy (a chain)
+    # Rotate the source's long-term key when IAM says it is older than this (seconds).
+    rotate_every: int | None = None
 
     @property
     def needs_code(self) -> bool:

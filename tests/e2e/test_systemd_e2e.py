@@ -38,6 +38,7 @@ from support.user_venv import NoSystemPython, installed_venv
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIO = REPO / "tests" / "support" / "systemd_scenario.py"
+SECRET_SERVICE = REPO / "tests" / "support" / "secret_service.py"
 E2E_USER = "credd-e2e"
 
 pytestmark = [pytest.mark.systemd, pytest.mark.slow]
@@ -105,6 +106,40 @@ def test_credd_under_a_real_systemd_user_manager(
     assert result.returncode == 0, result.stderr
     started = next(s for s in report["steps"] if s["step"].startswith("systemctl start"))
     assert started["detail"]["uid"] == manager.account.uid
+
+
+@pytest.mark.timeout(600)
+def test_credd_under_systemd_with_the_source_key_in_the_keyring(
+    desktop: tuple[UserManager, Path], moto_sts_url: str
+) -> None:
+    """The same unit with the source key moved into a real Secret Service: the bus is in
+    the manager's environment (as a desktop session puts it there), the unit renews the
+    session from the keyring, restarts after kill -9, and no long-term secret is left in
+    the file, the log or the status."""
+    manager, bin_dir = desktop
+    scripts = manager.readable_copy(SCENARIO, SECRET_SERVICE)
+    result = manager.run(
+        str(bin_dir / "python"),
+        str(scripts / SCENARIO.name),
+        "--bin-dir",
+        str(bin_dir),
+        "--home",
+        str(manager.home),
+        "--sts-url",
+        moto_sts_url,
+        "--keyring",
+        timeout=280,
+    )
+    try:
+        report = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(
+            f"the scenario printed no report (exit {result.returncode}):\n"
+            f"{result.stdout}\n{result.stderr}"
+        )
+    assert report["ok"], describe(report)
+    assert result.returncode == 0, result.stderr
+    assert [s["step"] for s in report["steps"]][2] == "credd keys import default: out of the file"
 
 
 def test_the_harness_refuses_a_manager_outside_a_cgroup_of_its_own() -> None:

@@ -10,8 +10,15 @@ with XDG_RUNTIME_DIR the manager's and HOME its HOME. It installs the unit with
 server) through a drop-in, and drives the service with systemctl and credctl.
 Each step is recorded as {"step", "ok", "detail"}; the first failure ends the
 run, with the unit's status and log attached. Standard library only, so it
-runs under any interpreter, as any user. Exit status: 0 when every step
-passed, 1 otherwise.
+runs under any interpreter, as any user (`--keyring` aside: see below). Exit
+status: 0 when every step passed, 1 otherwise.
+
+With `--keyring` the source key lives in a real Secret Service (GNOME Keyring,
+started here by secret_service.py, copied beside this script; it needs the
+venv's jeepney): `credd keys import` moves it out of the file, the bus address
+is put in the manager's environment as a desktop session does
+(`dbus-update-activation-environment --systemd`, here `systemctl --user
+set-environment`), and the unit renews the session from the keyring.
 """
 
 from __future__ import annotations
@@ -66,10 +73,11 @@ profiles:
     colour: blue
 """
 
-CREDENTIALS = """\
+LONG_TERM_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+CREDENTIALS = f"""\
 [default]
 aws_access_key_id = AKIAIOSFODNN7EXAMPLE
-aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
+aws_secret_access_key = {LONG_TERM_SECRET}
 """
 
 AWS_CONFIG = """\
@@ -387,6 +395,62 @@ class Scenario:
 
     def close(self) -> None:
         self.systemctl("stop", UNIT, timeout=30)
+        if self.keyring is not None:
+            self.systemctl("unset-environment", "DBUS_SESSION_BUS_ADDRESS")
+            self.keyring_context.__exit__(None, None, None)
+
+    # -- the source key in the keyring ------------------------------------------------
+
+    keyring: Any = None
+    keyring_context: Any = None
+
+    def start_secret_service(self) -> str:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from secret_service import secret_service  # the venv's jeepney: --keyring only
+
+        self.keyring_context = secret_service(self.home / "secret-service")
+        self.keyring = self.keyring_context.__enter__()
+        self.env["DBUS_SESSION_BUS_ADDRESS"] = self.keyring.address
+        return str(self.keyring.address)
+
+    def import_keys(self) -> dict[str, Any]:
+        result = self.run(str(self.bin_dir / "credd"), "keys", "import", "default")
+        if result.returncode != 0:
+            raise StepFailed(f"credd keys import exited {result.returncode}: {result.stderr}")
+        text = self.credentials.read_text()
+        if LONG_TERM_SECRET in text or "aws_access_key_id" in text:
+            raise StepFailed(f"the key is still in {self.credentials}")
+        held = self.keyring.secrets()
+        if "default" not in held or LONG_TERM_SECRET not in held["default"]:
+            raise StepFailed(f"the keyring holds no key for default: {sorted(held)}")
+        return {"credd": result.stdout.strip(), "keyring items": sorted(held)}
+
+    def bus_for_the_manager(self) -> str:
+        address = self.env["DBUS_SESSION_BUS_ADDRESS"]
+        result = self.systemctl("set-environment", f"DBUS_SESSION_BUS_ADDRESS={address}")
+        if result.returncode != 0:
+            raise StepFailed(f"systemctl set-environment failed: {result.stderr}")
+        shown = self.systemctl("show-environment").stdout
+        if f"DBUS_SESSION_BUS_ADDRESS={address}" not in shown:
+            raise StepFailed(f"the manager's environment lacks the bus: {shown}")
+        return address
+
+    def renewed_from_the_keyring(self) -> dict[str, Any]:
+        status = self.status_json()
+        (profile,) = [p for p in status["profiles"] if p["name"] == SESSION]
+        if profile["state"] != "fresh":
+            raise StepFailed(f"{SESSION} is not fresh: {profile}")
+        check = self.run(str(self.bin_dir / "credd"), "check")
+        if "keys in the keyring: default" not in check.stdout:
+            raise StepFailed(f"credd check does not find the key in the keyring: {check.stdout}")
+        for name, text in (
+            ("the credentials file", self.credentials.read_text()),
+            ("credd's log", self.log.read_text(errors="replace")),
+            ("credctl status", self.credctl("status").stdout),
+        ):
+            if LONG_TERM_SECRET in text:
+                raise StepFailed(f"the long-term secret is in {name}")
+        return {"state": profile["state"], "expires_at": profile["expires_at"]}
 
 
 Steps = list[tuple[str, Callable[[], Any]]]
@@ -400,7 +464,12 @@ def run_scenario(argv: list[str] | None, steps_for: Callable[[Scenario], Steps])
         "--home", type=Path, required=True, help="the manager's HOME (its files are replaced)"
     )
     parser.add_argument("--sts-url", required=True, help="a local STS: http://127.0.0.1:PORT")
+    parser.add_argument(
+        "--keyring", action="store_true", help="the source key in a Secret Service (module doc)"
+    )
     args = parser.parse_args(argv)
+    if args.keyring:
+        steps_for = keyring_steps
     if not os.environ.get("XDG_RUNTIME_DIR"):
         print("XDG_RUNTIME_DIR (the manager's) is unset", file=sys.stderr)
         return 1
@@ -432,6 +501,24 @@ def service_steps(scenario: Scenario) -> Steps:
         ("kill -9 of MainPID restarts it", scenario.kill_9),
         ("systemctl stop ends cleanly, socket removed", scenario.stop),
         ("invalid policy: failed, exit 2, no restart loop", scenario.invalid_policy),
+    ]
+
+
+def keyring_steps(scenario: Scenario) -> Steps:
+    """Once more with the source key in the keyring: the unit reaches it on the user's bus."""
+    return [
+        ("sandbox HOME, policy and AWS files", scenario.write_sandbox),
+        ("a Secret Service on a session bus", scenario.start_secret_service),
+        ("credd keys import default: out of the file", scenario.import_keys),
+        ("the bus in the manager's environment", scenario.bus_for_the_manager),
+        ("credd install systemd + test drop-in", scenario.install_unit),
+        ("daemon-reload; unit loads; systemctl cat", scenario.daemon_reload),
+        ("systemctl start returns after READY=1", scenario.start),
+        ("StatusText: awaiting code: <profile>", scenario.awaiting_code),
+        ("credctl token renews from the keyring", scenario.feed_token),
+        ("fresh; no long-term secret in file, log or status", scenario.renewed_from_the_keyring),
+        ("kill -9 of MainPID restarts it", scenario.kill_9),
+        ("systemctl stop ends cleanly, socket removed", scenario.stop),
     ]
 
 
