@@ -252,13 +252,17 @@ class Keyring:
         backend = self._get_backend()
         from keyring.errors import KeyringLocked
 
-        try:
-            return call(backend)
-        except KeyringLocked:
-            failure = f"the keyring is locked; {UNLOCK_HINT}"
-        except Exception as error:
-            # The library's text may name the item or quote D-Bus; its type says enough.
-            failure = f"the keyring refused ({type(error).__name__}); {UNLOCK_HINT}"
+        for _ in range(2):
+            try:
+                return call(backend)
+            except KeyringLocked:
+                failure = f"the keyring is locked; {UNLOCK_HINT}"
+                break
+            except Exception as error:
+                # The library's text may name the item or quote D-Bus; its type says enough.
+                failure = f"the keyring refused ({type(error).__name__}); {UNLOCK_HINT}"
+                # Asked again once: GNOME Keyring now and then reports its default
+                # collection missing for an instant and finds it on the next call.
         raise KeyringError(f"cannot {what} {SERVICE}/{profile} in the keyring: {failure}")
 
 

@@ -113,3 +113,46 @@ def test_long_term_keys_keyring_first(secret_service_env: SecretService) -> None
     with pytest.raises(KeyringError, match="locked"):
         long_term_keys(keyring(), "alice", None)
     assert long_term_keys(None, "alice", in_file) == (in_file, "file")
+
+
+class _FlakyBackend:
+    """A backend that fails its first `failures` calls, as GNOME Keyring now and then
+    does for an instant (its default collection reported missing), then works."""
+
+    name = "flaky"
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+        self.stored: dict[str, str] = {}
+
+    def _fail_first(self) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise RuntimeError(f"no such collection (canary {SECRET})")
+
+    def get_password(self, service: str, user: str) -> str | None:
+        self._fail_first()
+        return self.stored.get(user)
+
+    def set_password(self, service: str, user: str, password: str) -> None:
+        self._fail_first()
+        self.stored[user] = password
+
+
+def test_a_passing_failure_is_asked_again_once() -> None:
+    """One failure is asked again and the key is stored; two are a clear error that
+    names neither the library's text nor the secret."""
+    flaky = _FlakyBackend(failures=1)
+    Keyring(backend=flaky, clock=lambda: WHEN).put("alice", KEY_ID, SECRET)
+    assert flaky.calls == 3 and json.loads(flaky.stored["alice"])  # failed, stored, read back
+
+    failing = _FlakyBackend(failures=2)
+    with pytest.raises(KeyringError) as caught:
+        Keyring(backend=failing, clock=lambda: WHEN).put("alice", KEY_ID, SECRET)
+    assert failing.calls == 2 and failing.stored == {}  # one call, asked again once
+    assert caught.value.message == (
+        "cannot store credd/alice in the keyring: the keyring refused (RuntimeError); "
+        + caught.value.message.split("(RuntimeError); ", 1)[1]
+    )
+    assert SECRET not in str(caught.value) and "canary" not in str(caught.value)

@@ -69,10 +69,17 @@ class SecretService:
         return open_dbus_connection(bus=self.address)
 
     def _collection(self, connection: DBusConnection) -> str:
-        reply = connection.send_and_get_reply(
-            new_method_call(_SERVICE, "ReadAlias", "s", ("default",))
-        )
-        path: str = reply.body[0]
+        # GNOME Keyring now and then answers "/" (no such collection) for an instant and
+        # the right path on the next call: ask again for up to 2 s before calling it gone.
+        deadline = time.monotonic() + 2
+        while True:
+            reply = connection.send_and_get_reply(
+                new_method_call(_SERVICE, "ReadAlias", "s", ("default",))
+            )
+            path: str = reply.body[0]
+            if path != "/" or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
         assert path != "/", "the Secret Service has no default collection"
         return path
 
