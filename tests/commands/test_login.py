@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import configparser
 import os
-import pty
-import select
-import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +19,7 @@ import pytest
 from support.daemon import AWS, CREDD, CREDENTIALS_TEXT, LONG_TERM_KEY_ID, LONG_TERM_SECRET
 from support.fake_sts import FakeSts
 from support.secret_service import SecretService
+from support.terminal import Terminal
 
 from credd.credentials import Credentials, parse_utc
 from credd.files import credfile
@@ -333,24 +330,6 @@ def test_bad_input_exits_2_and_writes_nothing(
     assert home.credentials.read_bytes() == before
 
 
-def _expect(fd: int, transcript: bytearray, text: bytes, timeout: float = 20.0) -> None:
-    """Read the pty until `text` has appeared in the transcript."""
-    deadline = time.monotonic() + timeout
-    while text not in transcript:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"never saw {text!r} in {bytes(transcript)!r}")
-        ready, _, _ = select.select([fd], [], [], left)
-        if ready:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                raise AssertionError(f"EOF before {text!r} in {bytes(transcript)!r}")
-            transcript += chunk
-
-
 def test_on_a_terminal_it_asks_like_mfa_login(
     fake_home: Home, otp_sts: FakeSts, totp: pyotp.TOTP
 ) -> None:
@@ -358,27 +337,21 @@ def test_on_a_terminal_it_asks_like_mfa_login(
     update [session-alice]: " (Enter takes it), then "MFA token code: " without echo."""
     home = fake_home
     home.config.write_text("")
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execve(CREDD, [CREDD, "login"], home.env)
-    transcript = bytearray()
+    term = Terminal([CREDD, "login"], home.env)
     try:
-        _expect(fd, transcript, b"MFA serial number or ARN: ")
-        os.write(fd, SERIAL.encode() + b"\n")
-        _expect(fd, transcript, b"Profile to update [session-alice]: ")
-        os.write(fd, b"\n")
-        _expect(fd, transcript, b"MFA token code: ")
+        term.expect("MFA serial number or ARN: ")
+        term.send(SERIAL)
+        term.expect("Profile to update [session-alice]: ")
+        term.send("")
+        term.expect("MFA token code: ")
         code = totp.now()
-        os.write(fd, code.encode() + b"\n")
-        _expect(fd, transcript, b"--profile session-alice")
+        term.send(code)
+        term.expect("--profile session-alice")
     except BaseException:
-        os.kill(pid, signal.SIGKILL)
+        term.kill()
         raise
-    finally:
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert code.encode() not in transcript, "the code is not echoed"
+    assert term.finish() == 0
+    assert code not in term.text(), "the code is not echoed"
     assert otp_sts.calls[0].serial == SERIAL
     assert "session-alice" in home.sections()
 

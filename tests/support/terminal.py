@@ -15,6 +15,10 @@ class Terminal:
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
         self.pid, self.fd = pty.fork()
         if self.pid == 0:
+            # As a shell starts a job in the foreground: a runner started in the background
+            # (`make test &`) has SIGINT ignored, and Python keeps an ignored SIGINT ignored.
+            for number in (signal.SIGINT, signal.SIGQUIT):
+                signal.signal(number, signal.SIG_DFL)
             os.execve(argv[0], argv, env)
         self.transcript = bytearray()  # not yet matched by an expect
         self.shown = b""  # matched already
