@@ -37,6 +37,7 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from credd import __version__
+from credd.adapters.pacing import Pacer
 from credd.credentials import Credentials, mask_key_id, parse_utc
 from credd.errors import CodeRejectedError, CreddError, StsError, StsTransientError
 
@@ -150,8 +151,8 @@ class Boto3Sts:
     the source keys explicitly, so no credentials file or environment keys
     are ever read; endpoint settings (`AWS_ENDPOINT_URL_STS`,
     `AWS_ENDPOINT_URL`), `AWS_CA_BUNDLE` and proxies apply as to any boto3
-    program. `session` (a botocore session) is for tests; `max_clients`
-    bounds the cache.
+    program. `pacer` bounds the calls in flight and their start rate (pacing.py);
+    `session` (a botocore session) is for tests; `max_clients` bounds the cache.
     """
 
     def __init__(
@@ -160,15 +161,19 @@ class Boto3Sts:
         connect_timeout: float = 5,
         read_timeout: float = 15,
         max_clients: int = DEFAULT_MAX_CLIENTS,
+        pacer: Pacer | None = None,
         session: Any = None,
     ) -> None:
         quiet_aws_loggers()
+        self._pacer = pacer if pacer is not None else Pacer()
         self._session: Any = session if session is not None else botocore.session.Session()
         self._config = Config(
             retries={"total_max_attempts": 1},
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             user_agent_extra=f"credd/{__version__}",
+            # One connection per call in flight: botocore's default pool holds 10.
+            max_pool_connections=self._pacer.concurrency,
         )
         self._max_clients = max(1, max_clients)
         self._clients: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
@@ -230,7 +235,8 @@ class Boto3Sts:
             method: Callable[..., dict[str, Any]] = (
                 client.get_session_token if operation == "GetSessionToken" else client.assume_role
             )
-            response = method(**params)
+            with self._pacer.slot():
+                response = method(**params)
         except ClientError as exc:
             error = _client_error(
                 exc,

@@ -16,6 +16,7 @@ from credd import __version__
 from credd.adapters.clock import SystemClock
 from credd.adapters.iam import Boto3Iam
 from credd.adapters.keyring import Keyring
+from credd.adapters.pacing import Pacer, concurrency_from
 from credd.adapters.scheduler import ApsScheduler
 from credd.adapters.servicemanager import LoopWatchdog, ServiceNotifier
 from credd.adapters.sts import Boto3Sts, quiet_aws_loggers
@@ -33,8 +34,8 @@ from credd.rotation.rotate import Rotator
 
 log = logging.getLogger(__name__)
 
-# STS calls and file writes run here; chained roles renew in parallel up to this many at once.
-WORKER_THREADS = 8
+# Worker threads beyond the STS calls in flight: file writes and reads, keyring calls.
+SPARE_THREADS = 4
 # launchd has no watchdog: a loop that misses this many heartbeats ends the process.
 LOOP_STALL_SECONDS = 4 * HEARTBEAT_SECONDS
 # A clean stop may wait this long for a write already begun; a write waits at most
@@ -54,13 +55,14 @@ def run(*, policy_path: Path, socket_path: Path, env: Mapping[str, str]) -> int:
     for warning in policy.warnings:
         log.warning("%s", warning)
     try:
+        pacer = Pacer(concurrency_from(env))
         listener = claim(socket_path)
     except CreddError as error:
         sys.stderr.write(f"credd: error: {error.message}\n")
         return error.exit_status
     _sweep_temp_files(policy)
     try:
-        status = asyncio.run(_serve(policy, policy_path, listener, env))
+        status = asyncio.run(_serve(policy, policy_path, listener, pacer, env))
     finally:
         listener.close()
     log.info("stopped")
@@ -82,11 +84,14 @@ def _sweep_temp_files(policy: Policy) -> None:
 
 
 async def _serve(
-    policy: Policy, policy_path: Path, listener: Listener, env: Mapping[str, str]
+    policy: Policy, policy_path: Path, listener: Listener, pacer: Pacer, env: Mapping[str, str]
 ) -> int:
     loop = asyncio.get_running_loop()
     notifier = ServiceNotifier(env)
-    executor = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="credd-worker")
+    # STS calls, file writes and keyring calls run here; `pacer` bounds the STS calls.
+    executor = ThreadPoolExecutor(
+        pacer.concurrency + SPARE_THREADS, thread_name_prefix="credd-worker"
+    )
     code_sources = CodeSources()
     clock = SystemClock()
     # Reads the daemon's memory through `held`; listens once `credctl exec` first asks.
@@ -99,7 +104,7 @@ async def _serve(
     daemon = Daemon(
         policy=policy,
         load_policy=lambda: load_policy(policy_path, env, in_keyring=Keyring().holds),
-        sts=Boto3Sts(read_timeout=float(env.get("CREDD_STS_READ_TIMEOUT", "15"))),
+        sts=Boto3Sts(read_timeout=float(env.get("CREDD_STS_READ_TIMEOUT", "15")), pacer=pacer),
         clock=clock,
         scheduler=ApsScheduler(),
         executor=executor,

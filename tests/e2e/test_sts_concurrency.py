@@ -1,0 +1,87 @@
+"""The real `credd run` overlaps its STS calls, up to `CREDD_STS_CONCURRENCY` and no more.
+
+The STS is the stand-in of `support.slow_sts`: every call waits 0.2 s there and it counts
+the calls it holds at once, so what it saw is what credd did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.daemon import LONG_TERM_SECRET, MFA_SERIAL, Sandbox
+from support.slow_sts import SlowSts, slow_sts_server
+
+pytestmark = pytest.mark.slow
+
+ROLES = 24
+
+
+def _policy(roles: int) -> str:
+    lines = [
+        "version: 1",
+        "defaults:",
+        "  region: us-east-1",
+        "profiles:",
+        "  session-alice:",
+        "    source_profile: default",
+        f"    mfa_serial: {MFA_SERIAL}",
+    ]
+    for n in range(roles):
+        lines += [
+            f"  role-{n:02d}:",
+            "    source_profile: session-alice",
+            f"    role_arn: arn:aws:iam::123456789012:role/R{n:02d}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def slow_sts() -> Iterator[SlowSts]:
+    with slow_sts_server(latency=0.2) as server:
+        yield server
+
+
+def _renew_all(box: Sandbox, server: SlowSts) -> tuple[int, int]:
+    box.start()
+    server.stats()  # from here on
+    done = box.ctl("token", "123456")
+    assert done.returncode == 0, done.stderr
+    box.wait_states({f"role-{n:02d}": "fresh" for n in range(ROLES)})
+    return server.stats()
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, 16), ("3", 3)])
+def test_roles_renew_that_many_at_once(
+    tmp_path: Path, slow_sts: SlowSts, setting: str | None, expected: int
+) -> None:
+    """One code in, 24 chained roles to renew: the stand-in holds exactly `expected` calls
+    at once at the most (16 by default; 3 when set), and sees each call once."""
+    env = {"CREDD_STS_CONCURRENCY": setting} if setting else {}
+    box = Sandbox(tmp_path, slow_sts.url, policy_text=_policy(ROLES), extra_env=env)
+    try:
+        calls, most = _renew_all(box, slow_sts)
+    finally:
+        box.close()
+    assert calls == 1 + ROLES
+    assert most == expected
+
+
+@pytest.mark.parametrize("value", ["0", "sixteen"])
+def test_a_bad_setting_stops_credd_at_start_with_the_reason(
+    tmp_path: Path, slow_sts: SlowSts, value: str
+) -> None:
+    box = Sandbox(tmp_path, slow_sts.url, extra_env={"CREDD_STS_CONCURRENCY": value})
+    try:
+        process = box.start(wait=False)
+        assert process.wait(30) == 2
+        log = box.log_text()
+    finally:
+        box.close()
+    assert (
+        f"credd: error: CREDD_STS_CONCURRENCY={value!r} is not a whole number from 1 to 64" in log
+    )
+    assert LONG_TERM_SECRET not in log
+    assert not box.socket.exists(), "nothing is served"
+    assert box.credentials.read_bytes() == box.credentials_text.encode(), "nothing written"
