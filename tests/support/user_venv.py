@@ -7,7 +7,7 @@ is a symlink into root's own interpreter (under /root, mode 0700 on these
 machines) and its credd is an editable install pointing into the work tree.
 
 The venv is kept under CACHE, in a directory named by a hash of what pip
-installs (pyproject.toml and credd/) and of the interpreter's version: a run
+installs (pyproject.toml, credd/ and bin/) and of the interpreter's version: a run
 whose sources have not changed finds it ready and pays nothing. A new hash
 builds a new venv; venvs no run has used for a day are removed (other work
 trees on the machine may be using theirs right now). Builds and clean-ups take
@@ -41,10 +41,27 @@ def _sources(repo: Path) -> list[Path]:
     """What pip reads to install credd, in a stable order."""
     package = sorted(
         p
-        for p in (repo / "credd").rglob("*")
+        for folder in ("credd", "bin")
+        for p in (repo / folder).rglob("*")
         if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
     )
     return [repo / "pyproject.toml", *package]
+
+
+def copy_sources(repo: Path, source: Path) -> None:
+    """Copy what pip needs to install credd into the new directory `source`.
+
+    pip builds a local directory in place (build/, *.egg-info): installs build a copy.
+    """
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(repo / name, source / name)
+    for extra in repo.glob("LICENSE*"):
+        shutil.copy2(extra, source / extra.name)
+    for folder in ("credd", "bin"):
+        shutil.copytree(
+            repo / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
 
 
 def source_hash(repo: Path, python_version: str) -> str:
@@ -97,17 +114,9 @@ def _run(argv: list[str]) -> None:
 def _build(repo: Path, venv: Path) -> None:
     shutil.rmtree(venv, ignore_errors=True)
     _run([str(SYSTEM_PYTHON), "-m", "venv", str(venv)])
-    # pip builds a local directory in place (build/, *.egg-info): build a copy instead.
     with tempfile.TemporaryDirectory(prefix="credd-src.") as tmp:
         source = Path(tmp) / "credd-src"
-        source.mkdir()
-        for name in ("pyproject.toml", "README.md"):
-            shutil.copy2(repo / name, source / name)
-        for extra in repo.glob("LICENSE*"):
-            shutil.copy2(extra, source / extra.name)
-        shutil.copytree(
-            repo / "credd", source / "credd", ignore=shutil.ignore_patterns("__pycache__")
-        )
+        copy_sources(repo, source)
         pip = [str(venv / "bin" / "python"), "-m", "pip"]
         _run([*pip, "install", "--quiet", "--disable-pip-version-check", str(source)])
     (venv / COMPLETE).write_text("")
