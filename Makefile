@@ -66,14 +66,15 @@ demo: $(STAMP) $(DEBIAN_STAMP)
 # venv of its own, so the editable install's import hook is not counted in credctl's start.
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
-$(BENCH_STAMP): pyproject.toml $(wildcard credd/*.py credd/*/*.py credd/units/*)
+$(BENCH_STAMP): pyproject.toml bin/credctl $(wildcard credd/*.py credd/*/*.py credd/units/*)
 	$(PY) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install --quiet --force-reinstall --no-deps .
 	$(BENCH_VENV)/bin/python -m pip install --quiet '.[test,bench]'
 	touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP)
+# #3 keeps its long-term key in a GNOME Keyring: the Debian packages of `make test`.
+bench: $(BENCH_STAMP) $(DEBIAN_STAMP)
 	$(BENCH_VENV)/bin/python bench/run.py
 
 # Runs tests/reliability/ and regenerates docs/reliability.md from its results.

@@ -7,6 +7,8 @@ the report can show the in-process figure beside the whole-process one.
 - `serial-loop SESSIONS ROLES`: the plain boto3 loop that #4 compares credd with.
 - `writer-update FILE SECTION`: one section updated through credd's safe writer.
 - `configparser-read FILE`: the same file read with configparser.
+- `endpoint-fetch N`: N fetches from the credentials endpoint that `credctl exec` gives
+  this process, by botocore's own container provider (one client, kept alive).
 """
 
 from __future__ import annotations
@@ -114,6 +116,26 @@ def configparser_read(path: Path) -> dict[str, object]:
     return {"seconds": time.perf_counter() - start, "sections": sections}
 
 
+def endpoint_fetch(count: int) -> dict[str, object]:
+    """Time `count` credential fetches by botocore's ContainerProvider (the first apart).
+
+    The provider is the one an SDK uses under `credctl exec`: it reads the endpoint's URL
+    and token from the environment and keeps its HTTP connection alive between fetches.
+    """
+    from botocore.credentials import ContainerProvider
+
+    provider = ContainerProvider()
+    times = []
+    for _ in range(count + 1):
+        start = time.perf_counter()
+        credentials = provider.load()
+        frozen = credentials.get_frozen_credentials() if credentials else None
+        times.append(time.perf_counter() - start)
+        if frozen is None or not frozen.token:
+            raise SystemExit("the endpoint gave no session credentials")
+    return {"first": times[0], "warm": times[1:]}
+
+
 def main(argv: list[str]) -> int:
     """Dispatch on the mode; print the JSON result."""
     mode, *args = argv
@@ -125,6 +147,8 @@ def main(argv: list[str]) -> int:
         result = writer_update(Path(args[0]), args[1])
     elif mode == "configparser-read":
         result = configparser_read(Path(args[0]))
+    elif mode == "endpoint-fetch":
+        result = endpoint_fetch(int(args[0]))
     else:
         raise SystemExit(f"unknown mode {mode}")
     print(json.dumps(result))

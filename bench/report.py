@@ -42,7 +42,8 @@ def machine() -> list[str]:
         f"- Python: {platform.python_implementation()} {platform.python_version()} "
         f"({sys.executable})",
         f"- Packages: {versions}",
-        "- Local STS: moto's server (single process) on 127.0.0.1",
+        "- Local STS and IAM: moto's server (single process) on 127.0.0.1; for #4 also the",
+        "  30 ms stand-in of tests/support/slow_sts.py",
     ]
 
 
@@ -102,6 +103,20 @@ def write_report(
             f"| {series.name} | {len(series.values)} | {series.median:.3f} | {series.low:.3f} "
             f"| {series.high:.3f} | {series.unit} |"
         )
+    if results.shortcuts:
+        lines += [
+            "",
+            "## Shortcuts, each against its library",
+            "",
+            "`credctl status` (#2) through bench/ctl_variant.py, as shipped and with each",
+            "hand-written shortcut swapped for the library it replaces; the saving is what the",
+            "shortcut spares every run of credctl (#1, #2 and #9 alike load all three).",
+            "",
+            "| library instead | credctl status | as shipped | saving | of `credctl status` |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for name, saving, share, figure, base in results.shortcuts:
+            lines.append(f"| {name} | {figure} | {base} | {saving:+.2f} ms | {share:.1%} |")
     if results.notes:
         lines += ["", "## Where a target is missed", ""]
         lines += [f"- {note}" for note in results.notes]
@@ -119,28 +134,38 @@ def write_report(
         "## How it was measured",
         "",
         f"- Repetitions: {config.reps} of each timed command, compared commands interleaved",
-        "  round by round with the starting command rotated; #4 runs "
-        f"{config.fanout_reps} rounds of each side ({config.fanout_sessions} sessions × "
-        f"{config.fanout_roles} roles).",
+        "  round by round with the starting command rotated. credctl is the installed",
+        "  command (`pip install .` into .venv-bench: bin/credctl, the plain launcher).",
         "- Floor (`python3 -c pass`, GetSessionToken round trip, 4 KiB fsync) is measured in",
         "  the same run; `python3` is the venv's interpreter, the one `credctl` runs on.",
-        "- The local STS is moto's server started through `bench/local_sts.py`, which changes",
-        "  one thing: GetSessionToken returns new credentials on every call, as AWS does",
-        "  (moto returns the same fixed example keys each time, which would let the safe",
-        "  writer skip the rewrite and leave the fsync out of #1).",
+        "- moto's server is started through `bench/local_sts.py`, which changes one thing:",
+        "  GetSessionToken returns new credentials on every call, as AWS does (moto returns",
+        "  the same fixed example keys each time, which would let the safe writer skip the",
+        "  rewrite and leave the fsync out of #1).",
         "- #1: a daemon holding one MFA session; each `credctl token CODE` renews it (the",
         "  reply comes after the new credentials are renamed into place and fsynced). The",
         "  AWS CLI only calls STS; `aws-mfa --force` calls STS and rewrites its file.",
-        "- #3: the daemon of #2 after every profile is fresh; nothing else runs while it",
-        f"  idles ({config.idle_seconds:.0f} s after {config.settle_seconds:.0f} s settling).",
+        "- #2/#3: the long-term key is an IAM user's in moto, moved into a GNOME Keyring",
+        "  (private D-Bus) by `credd keys import`; every session has `rotate_every: 90d`;",
+        "  one `credctl exec` made the endpoint listen. #3 watches that daemon after every",
+        "  profile is fresh, with nothing else running",
+        f"  ({config.idle_seconds:.0f} s after {config.settle_seconds:.0f} s settling).",
         "  RSS is VmRSS (the larger of start and end of the idle period) against the",
         "  bare boto3 client's peak RSS; CPU is utime+stime from /proc/PID/stat.",
-        "- #4: a fresh daemon per round; the codes go in as concurrent `credctl token`",
-        "  processes; the end is when the credentials file (watched with inotify) first",
-        "  holds every profile, confirmed by `credctl status`. Rewrites are renames onto",
-        "  the file counted with inotify IN_MOVED_TO. moto's state is reset between rounds.",
-        "  The loop's figure is timed inside its process around the calls (client creation",
-        "  included, interpreter start and `import boto3` excluded), which favours the loop.",
+        f"- #4: {config.fanout_sessions} sessions × {config.fanout_roles} roles; a fresh",
+        "  daemon per round; the codes go in as concurrent `credctl token` processes; the",
+        "  end is when the credentials file (watched with inotify) first holds every",
+        "  profile, confirmed by `credctl status`; rewrites are renames onto the file",
+        "  (inotify IN_MOVED_TO). The stand-in (tests/support/slow_sts.py) is one asyncio",
+        "  loop in its own process: it reads the request, waits",
+        f"  {config.latency * 1000:.0f} ms on a timer (no CPU), and answers a fixed XML",
+        "  shape with fresh keys; its CPU per round is printed beside credd's. credd runs",
+        f"  {config.fanout_reps} rounds, the serial loop {config.fanout_loop_reps} (each",
+        "  1,000 calls in a row; its calls wait on the same timer, so its rounds differ by",
+        "  well under 1 %). The loop is timed inside its process around the calls (client",
+        "  creation included, interpreter start and `import boto3` excluded), which favours",
+        f"  the loop. Against moto (4c), {config.moto_fanout_reps} rounds a side, moto's",
+        "  state reset between rounds.",
         "- #5: each writer process starts once the file was last modified at least 0.2 s",
         "  before (untimed): the safe writer waits that long for a file another program",
         "  has just modified (it may be half written), and #5 measures the update itself.",
@@ -148,5 +173,10 @@ def write_report(
         "  time runs from spawn to the READY=1 datagram on a NOTIFY_SOCKET bound by the bench.",
         "- #7: one MFA session with chained roles; `credctl refresh` renews every role per",
         "  call; VmRSS is sampled after each call.",
+        "- #8: inside a process that `credctl exec` started, botocore's ContainerProvider",
+        f"  fetches {config.endpoint_fetches} times on one kept-alive connection after an",
+        "  untimed first, in each of the rounds; `credctl credential-process` is timed as a",
+        "  whole process. #9: `credctl exec PROFILE -- true` as a whole process, the",
+        "  endpoint token asked for and revoked, `true` run and reaped.",
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,7 +1,9 @@
-"""`make bench`: credd's performance against its targets (issue 6), written to bench/RESULTS.md.
+"""`make bench`: credd's performance against its targets (issues 6 and 15), in bench/RESULTS.md.
 
-Runs everything against moto's server on 127.0.0.1 as the one local STS, in
-sandboxed HOMEs, measuring whole processes from outside. `BENCH_QUICK=1` (or
+Runs against moto's server on 127.0.0.1 as the local STS and IAM, and for #4 against
+a stand-in that adds 30 ms to every STS call (tests/support/slow_sts.py); a GNOME
+Keyring on a private D-Bus holds #3's long-term key. Everything runs in sandboxed
+HOMEs, and whole processes are measured from outside. `BENCH_QUICK=1` (or
 `--quick`) is a tiny smoke run whose figures mean nothing; `--out PATH` writes
 the report elsewhere.
 """
@@ -21,6 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from report import write_report
 from scenarios import Bench, Config
 from stack import moto_server
+from support.secret_service import missing_tools, secret_service
+from support.slow_sts import slow_sts_server
 
 RESULTS = Path(__file__).resolve().with_name("RESULTS.md")
 
@@ -40,15 +44,24 @@ def main(argv: list[str] | None = None) -> int:
         ("floor", "floor"),
         ("#1 credctl token", "token"),
         ("#5 big credentials file", "big_file"),
-        ("#2/#3 status, then the idle daemon alone", "status_and_idle"),
+        ("#2/#3 status and the shortcuts, then the idle daemon alone", "status_and_idle"),
+        ("#8/#9 the endpoint and credctl exec", "endpoint"),
         ("#4 fan-out", "fanout"),
         ("#6 start to READY", "start_to_ready"),
         ("#7 10,000 renewals", "long_life"),
     )
+    missing = missing_tools()
+    if missing:
+        print(f"bench: missing {', '.join(missing)} (Debian packages; `make bench` installs them)")
+        return 1
     with tempfile.TemporaryDirectory(prefix="credd-bench-") as scratch:
         workdir = Path(scratch)
-        with moto_server(workdir / "moto.log") as moto:
-            bench = Bench(config, moto, workdir)
+        with (
+            moto_server(workdir / "moto.log") as moto,
+            slow_sts_server(latency=config.latency) as slow,
+            secret_service(workdir / "secret-service") as keyring,
+        ):
+            bench = Bench(config, moto, slow, keyring.env, workdir)
             try:
                 fresh_file: Path | None = None
                 for label, method in steps:

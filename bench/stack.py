@@ -107,8 +107,9 @@ def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
 # ---------------------------------------------------------------------- homes and policies
 
 
-def chain_policy(sessions: int, roles_per_session: int) -> str:
-    """A policy of `sessions` MFA sessions on the long-term keys, each with chained roles."""
+def chain_policy(sessions: int, roles_per_session: int, *, rotate_every: str = "") -> str:
+    """A policy of `sessions` MFA sessions on the long-term keys, each with chained roles;
+    with `rotate_every`, the long-term key is rotated on that schedule."""
     lines = [
         "version: 1",
         "defaults:",
@@ -123,6 +124,8 @@ def chain_policy(sessions: int, roles_per_session: int) -> str:
             "    source_profile: default",
             f"    mfa_serial: {mfa_serial(s)}",
         ]
+        if rotate_every:
+            lines.append(f"    rotate_every: {rotate_every}")
     for s in range(sessions):
         for r in range(roles_per_session):
             lines += [
@@ -134,12 +137,28 @@ def chain_policy(sessions: int, roles_per_session: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def long_term_file() -> str:
+def long_term_file(key_id: str = KEY_ID, secret: str = SECRET) -> str:
     """A credentials file holding only the long-term keys (and a comment credd must keep)."""
     return (
         "# long-term keys\n[default]\n"
-        f"aws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\n"
+        f"aws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n"
     )
+
+
+def iam_user(url: str, name: str) -> tuple[str, str]:
+    """An IAM user in moto with one access key, for rotation to find: (key id, secret)."""
+    import boto3
+
+    iam = boto3.client(
+        "iam",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="AKIABENCHADMIN000000",
+        aws_secret_access_key="bench",
+    )
+    iam.create_user(UserName=name)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return key["AccessKeyId"], key["SecretAccessKey"]
 
 
 @dataclass
@@ -148,6 +167,8 @@ class Home:
 
     root: Path
     sts_url: str
+    # More of the environment: the keyring's D-Bus address, an STS setting.
+    extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.aws = self.root / ".aws"
@@ -188,6 +209,7 @@ class Home:
             "AWS_EC2_METADATA_DISABLED": "true",
             "NO_PROXY": "127.0.0.1,localhost",
             "NO_COLOR": "1",
+            **self.extra,
         }
 
     def cleanup(self) -> None:
