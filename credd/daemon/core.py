@@ -692,9 +692,8 @@ class Daemon:
         """Give a profile written for the first time its region in the AWS config, if it has
         no section there (SPEC.md "Region for new profiles")."""
         regions = self._regions
-        if regions is not None and regions.claim(profile.name):
-            name, region = profile.name, profile.region
-            self._spawn(self._in_thread(lambda: regions.add(name, region)))
+        if regions is not None and regions.claim(profile.name, profile.region):
+            self._spawn(self._in_thread(regions.flush))
 
     async def _write_held(self, entry: Entry) -> None:
         """Write the credentials held again (a write failed, or another program lost them)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import shlex
+import threading
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
@@ -40,51 +41,79 @@ def has_section(sections: Collection[str], profile: str) -> bool:
     return any(config_profile_name(name) == profile for name in sections)
 
 
-def add_region(path: Path, profile: str, region: str) -> bool:
-    """Add `[profile NAME]` with `region` to the config file at `path` unless the profile
-    has a section there; whether it was added. Raises CreddError when the file cannot be
-    parsed or written (it is then left as it was)."""
-    writer = CredentialsWriter(path)
+def add_regions(
+    path: Path, regions: Mapping[str, str], writer: CredentialsWriter | None = None
+) -> list[str]:
+    """Add `[profile NAME]` with its region to the config file at `path` for each profile
+    of `regions` that has no section there, in one write; the profiles added. Raises
+    CreddError when the file cannot be parsed or written (it is then left as it was)."""
+    profile_of = {section_for(profile): profile for profile in regions}
+    writer = CredentialsWriter(path) if writer is None else writer
     try:
-        added = writer.add_section(
-            section_for(profile),
-            {"region": region},
-            present=lambda sections: has_section(sections, profile),
+        added = writer.add_sections(
+            {section_for(profile): {"region": region} for profile, region in regions.items()},
+            present=lambda names, section: has_section(names, profile_of[section]),
         )
     finally:
+        # Lets go of the replaced file: late writes are carried over in the credentials
+        # file only; `writer` still knows what it wrote, so its next write need not wait.
         writer.close()
-    if added:
-        log.info("added [%s] with region %s to %s", section_for(profile), region, path)
-    return added
+    for section in added:
+        log.info("added [%s] with region %s to %s", section, regions[profile_of[section]], path)
+    return [profile_of[section] for section in added]
+
+
+def add_region(path: Path, profile: str, region: str) -> bool:
+    """`add_regions` for one profile: whether its section was added."""
+    return bool(add_regions(path, {profile: region}))
 
 
 class RegionRecorder:
-    """Adds each profile's region to the AWS config file once per process (`add_region`).
+    """Adds each profile's region to the AWS config file once per process.
 
-    The daemon `claim`s a profile on its event loop after each write of it (true only
-    the first time), then `add`s it in a worker thread. A failure is logged, never
-    raised: the credentials are written, and the region is a convenience.
+    The daemon `claim`s a profile on its event loop after each write of it, which
+    queues its region the first time; when that claim found nothing queued, the daemon
+    runs one `flush` in a worker thread, which writes every region queued by then in
+    one rewrite of the file (1,000 new profiles are a few rewrites, not 1,000). A
+    failure is logged, never raised: the credentials are written, and the region is a
+    convenience. One writer serves every flush, so a flush does not wait for the file
+    the last one wrote to settle.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, writer: CredentialsWriter | None = None) -> None:
         self.path = path
         self._claimed: set[str] = set()
+        self._queued: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._writer = writer if writer is not None else CredentialsWriter(path)
+
+    def __repr__(self) -> str:
+        return f"RegionRecorder({str(self.path)!r}, queued={len(self._queued)})"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RegionRecorder:
         """For `AWS_CONFIG_FILE`, else `~/.aws/config`."""
         return cls(Path(aws_config_path(env)))
 
-    def claim(self, profile: str) -> bool:
-        """True the first time `profile` is named: its region is to be added."""
-        if profile in self._claimed:
-            return False
-        self._claimed.add(profile)
-        return True
+    def claim(self, profile: str, region: str) -> bool:
+        """Queue `profile`'s region the first time it is named; True when nothing else was
+        queued, and a `flush` is to be started."""
+        with self._lock:
+            if profile in self._claimed:
+                return False
+            self._claimed.add(profile)
+            self._queued[profile] = region
+            return len(self._queued) == 1
 
-    def add(self, profile: str, region: str) -> None:
-        """`add_region`, with a failure logged (the file is then left as it was)."""
+    def flush(self) -> None:
+        """Add every region queued so far, in one write; a failure is logged."""
+        with self._lock:
+            queued, self._queued = self._queued, {}
+        if not queued:
+            return
         try:
-            add_region(self.path, profile, region)
+            add_regions(self.path, queued, self._writer)
         except CreddError as error:
-            log.warning("the region of %s was not added: %s", profile, error.message)
+            names = sorted(queued)
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            log.warning("the region of %s was not added: %s", shown, error.message)

@@ -304,14 +304,14 @@ class CredentialsWriter:
                 self._write_all(target, _merged(late, updates), check)
                 self._checked(seen)
 
-    def add_section(
+    def add_sections(
         self,
-        section: str,
-        keys: Mapping[str, str],
+        sections: Mapping[str, Mapping[str, str]],
         *,
-        present: Callable[[Collection[str]], bool],
-    ) -> bool:
-        """Add `section` with `keys`, unless `present(the file's section names)`; whether added.
+        present: Callable[[Collection[str], str], bool],
+    ) -> list[str]:
+        """Add each of `sections` with its keys unless `present(the file's section names,
+        section)`; the sections added, in one lock, one read and one rename for them all.
 
         The question is asked of the file as read under the lock, just before the write,
         so a section someone adds meanwhile is never changed. Used for the AWS config file,
@@ -322,14 +322,19 @@ class CredentialsWriter:
             self._make_dir(target.parent)
             with self._flock(target):
                 self._sweep(target)
-                found: list[bool] = []
+                # Filled by `none_missing` from each read, before that read's update is applied.
+                updates: dict[str, Mapping[str, str | None]] = {}
 
-                def there(sections: Mapping[str, Mapping[str, str]]) -> bool:
-                    found.append(present(list(sections)))
-                    return found[-1]
+                def none_missing(found: Mapping[str, Mapping[str, str]]) -> bool:
+                    names = list(found)
+                    updates.clear()
+                    for name, keys in sections.items():
+                        if not present(names, name):
+                            updates[name] = dict(keys)
+                    return not updates
 
-                self._write_all(target, {section: dict(keys)}, check=there)
-                return not found[-1]
+                self._write_all(target, updates, check=none_missing)
+                return list(updates)
 
     def close(self) -> None:
         """Let go of the replaced files still held (when the daemon moves to another file)."""

@@ -6,10 +6,12 @@ the calls it holds at once, so what it saw is what credd did.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from botocore.configloader import load_config
 from support.daemon import LONG_TERM_SECRET, MFA_SERIAL, Sandbox
 from support.slow_sts import SlowSts, slow_sts_server
 
@@ -48,7 +50,7 @@ def _renew_all(box: Sandbox, server: SlowSts) -> tuple[int, int]:
     server.stats()  # from here on
     done = box.ctl("token", "123456")
     assert done.returncode == 0, done.stderr
-    box.wait_states({f"role-{n:02d}": "fresh" for n in range(ROLES)})
+    box.wait_states(dict.fromkeys(_roles(), "fresh"))
     return server.stats()
 
 
@@ -62,10 +64,32 @@ def test_roles_renew_that_many_at_once(
     box = Sandbox(tmp_path, slow_sts.url, policy_text=_policy(ROLES), extra_env=env)
     try:
         calls, most = _renew_all(box, slow_sts)
+        regions = _regions_written(box, 1 + ROLES)
     finally:
         box.close()
     assert calls == 1 + ROLES
     assert most == expected
+    # Every new profile got its region, in a few rewrites of the config, not one each.
+    assert regions == {name: "us-east-1" for name in ["session-alice", *_roles()]}
+    assert "was not added" not in box.log_text()
+
+
+def _roles() -> list[str]:
+    return [f"role-{n:02d}" for n in range(ROLES)]
+
+
+def _regions_written(box: Sandbox, count: int, timeout: float = 15.0) -> dict[str, str]:
+    """The regions of the AWS config's profiles once it has `count` of them."""
+    config = box.home / ".aws" / "config"
+    deadline = time.monotonic() + timeout
+    profiles: dict[str, dict[str, str]] = {}
+    while time.monotonic() < deadline:
+        if config.exists():
+            profiles = load_config(str(config))["profiles"]
+            if len(profiles) >= count:
+                break
+        time.sleep(0.1)
+    return {name: section.get("region", "") for name, section in profiles.items()}
 
 
 @pytest.mark.parametrize("value", ["0", "sixteen"])

@@ -14,6 +14,7 @@ from botocore.configloader import load_config
 
 from credd.errors import CredentialsFileError
 from credd.files.awsconfig import RegionRecorder, add_region, section_for
+from credd.files.writer import CredentialsWriter
 
 RICH = (
     "# my AWS config\r\n"
@@ -110,19 +111,52 @@ def test_an_unparseable_config_is_never_rewritten(tmp_path: Path) -> None:
     with pytest.raises(CredentialsFileError) as refused:
         add_region(config, "session-x", "eu-west-1")
     assert f"{config}:3: section [default] appears twice" in refused.value.message
-    RegionRecorder(config).add("session-x", "eu-west-1")
+    recorder = RegionRecorder(config)
+    assert recorder.claim("session-x", "eu-west-1") is True
+    recorder.flush()
     assert config.read_text() == text
 
 
 def test_the_recorder_claims_each_profile_once_and_honours_aws_config_file(
     tmp_path: Path,
 ) -> None:
-    """`AWS_CONFIG_FILE` is the file; a profile is claimed (looked at) only the first time."""
+    """`AWS_CONFIG_FILE` is the file; a profile is claimed (queued) only the first time."""
     config = tmp_path / "elsewhere"
     recorder = RegionRecorder.from_env({"AWS_CONFIG_FILE": str(config), "HOME": "/nowhere"})
     assert recorder.path == config
-    assert recorder.claim("session-x") is True
-    assert recorder.claim("session-x") is False
-    recorder.add("session-x", "eu-west-1")
+    assert recorder.claim("session-x", "eu-west-1") is True
+    assert recorder.claim("session-x", "eu-west-1") is False
+    recorder.flush()
     assert config.read_text() == "[profile session-x]\nregion = eu-west-1\n"
+    assert recorder.claim("session-x", "eu-west-1") is False
     assert not os.path.exists("/nowhere")
+
+
+def test_many_new_profiles_are_one_rewrite(tmp_path: Path) -> None:
+    """1,000 new roles must not be 1,000 rewrites of the config (each waiting for the last
+    to settle): what is queued when a flush runs goes in one rename; the first claim alone
+    asks for a flush, and the next claim after it asks again."""
+    config = tmp_path / "config"
+    config.write_text("[profile role-3]\noutput = json\n")
+    renames: list[Path] = []
+
+    def rename(temp: Path, target: Path) -> None:
+        renames.append(target)
+        os.replace(temp, target)
+
+    recorder = RegionRecorder(config, CredentialsWriter(config, replace=rename))
+    starts = [recorder.claim(f"role-{n}", "eu-west-1") for n in range(50)]
+    assert starts == [True] + [False] * 49
+    recorder.flush()
+    assert len(renames) == 1
+    assert recorder.claim("role-50", "us-east-1") is True
+    recorder.flush()
+    assert len(renames) == 2
+    sections = load_config(str(config))["profiles"]
+    assert sections["role-3"] == {"output": "json"}, "an existing section is never changed"
+    assert {name: sections[name]["region"] for name in ("role-0", "role-49", "role-50")} == {
+        "role-0": "eu-west-1",
+        "role-49": "eu-west-1",
+        "role-50": "us-east-1",
+    }
+    assert len(sections) == 51
