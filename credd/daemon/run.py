@@ -16,6 +16,7 @@ from credd import __version__
 from credd.adapters.clock import SystemClock
 from credd.adapters.iam import Boto3Iam
 from credd.adapters.keyring import Keyring
+from credd.adapters.malloc import one_arena
 from credd.adapters.pacing import Pacer, concurrency_from
 from credd.adapters.scheduler import ApsScheduler
 from credd.adapters.servicemanager import LoopWatchdog, ServiceNotifier
@@ -46,6 +47,7 @@ WRITER_LOCK_TIMEOUT_SECONDS = 3.0
 
 def run(*, policy_path: Path, socket_path: Path, env: Mapping[str, str]) -> int:
     """Run the daemon in the foreground; the exit status follows SPEC.md (2: invalid policy)."""
+    one_arena()
     quiet_aws_loggers()
     try:
         policy = load_policy(policy_path, env, in_keyring=Keyring().holds)

@@ -1,0 +1,40 @@
+"""credd.adapters.malloc: the daemon asks glibc for one malloc arena (bench/ #7)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from credd.adapters.malloc import M_ARENA_MAX, one_arena
+
+
+class _Libc:
+    def __init__(self, answer: int) -> None:
+        self.answer = answer
+        self.calls: list[tuple[int, int]] = []
+
+    def mallopt(self, param: int, value: int) -> int:
+        self.calls.append((param, value))
+        return self.answer
+
+
+def test_it_asks_for_one_arena_and_says_whether_glibc_agreed() -> None:
+    agreeing, refusing = _Libc(1), _Libc(0)
+    assert one_arena(agreeing) is True
+    assert agreeing.calls == [(M_ARENA_MAX, 1)] == [(-8, 1)]
+    assert one_arena(refusing) is False
+
+
+def test_a_libc_without_mallopt_is_left_alone() -> None:
+    assert one_arena(object()) is False
+
+
+def test_this_machine_s_glibc_agrees() -> None:
+    """Debian's glibc, through the process's own symbols, in a fresh interpreter."""
+    done = subprocess.run(
+        [sys.executable, "-c", "from credd.adapters.malloc import one_arena; print(one_arena())"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "True", done.stderr
