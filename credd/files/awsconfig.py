@@ -36,9 +36,12 @@ def section_for(profile: str) -> str:
     return "default" if profile == "default" else f"profile {shlex.quote(profile)}"
 
 
-def has_section(sections: Collection[str], profile: str) -> bool:
-    """Whether one of the config file's `sections` (raw names) is `profile`'s."""
-    return any(config_profile_name(name) == profile for name in sections)
+def sections_of(names: Collection[str]) -> set[str]:
+    """The config file's sections (raw names, however spelt) as `section_for` spells them:
+    `[profile   x]` and `[profile "x"]` are both `profile x`; others (sso-session) are left out.
+    """
+    profiles = (config_profile_name(name) for name in names)
+    return {section_for(profile) for profile in profiles if profile is not None}
 
 
 def add_regions(
@@ -52,7 +55,7 @@ def add_regions(
     try:
         added = writer.add_sections(
             {section_for(profile): {"region": region} for profile, region in regions.items()},
-            present=lambda names, section: has_section(names, profile_of[section]),
+            present=sections_of,
         )
     finally:
         # Lets go of the replaced file: late writes are carried over in the credentials

@@ -308,10 +308,10 @@ class CredentialsWriter:
         self,
         sections: Mapping[str, Mapping[str, str]],
         *,
-        present: Callable[[Collection[str], str], bool],
+        present: Callable[[Collection[str]], Collection[str]],
     ) -> list[str]:
-        """Add each of `sections` with its keys unless `present(the file's section names,
-        section)`; the sections added, in one lock, one read and one rename for them all.
+        """Add each of `sections` with its keys unless it is among `present(the file's section
+        names)`; the sections added, in one lock, one read and one rename for them all.
 
         The question is asked of the file as read under the lock, just before the write,
         so a section someone adds meanwhile is never changed. Used for the AWS config file,
@@ -326,10 +326,10 @@ class CredentialsWriter:
                 updates: dict[str, Mapping[str, str | None]] = {}
 
                 def none_missing(found: Mapping[str, Mapping[str, str]]) -> bool:
-                    names = list(found)
+                    there = set(present(list(found)))
                     updates.clear()
                     for name, keys in sections.items():
-                        if not present(names, name):
+                        if name not in there:
                             updates[name] = dict(keys)
                     return not updates
 

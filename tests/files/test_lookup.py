@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from credd.files.lookup import AwsFiles
+from credd.files.lookup import AwsFiles, config_profile_name
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 TOKEN = "FwoGZXIvYXdzEXAMPLETOKEN"
@@ -200,3 +203,19 @@ def test_duplicate_sections_are_read_leniently(tmp_path: Path) -> None:
     files = AwsFiles.load(credentials, {"AWS_CONFIG_FILE": str(tmp_path / "config")})
     assert files.mfa_serial_for("a") == "x"
     assert files.notes == ()
+
+
+_SECTION_CHARS = list("profile xy\"'\\\t\r\n\x0b\x0c\x1c\xa0é#")
+
+
+@settings(max_examples=400)
+@given(st.text(alphabet=st.sampled_from(_SECTION_CHARS), max_size=14))
+def test_a_config_section_names_its_profile_as_botocore_reads_it(tail: str) -> None:
+    """`[profile NAME]` split as botocore splits it (shlex), fast path or not."""
+    name = "profile" + tail
+    try:
+        parts = shlex.split(name)
+    except ValueError:
+        parts = []
+    expected = parts[1] if len(parts) == 2 and parts[0] == "profile" else None
+    assert config_profile_name(name) == expected
