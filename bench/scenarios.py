@@ -486,8 +486,7 @@ class Bench:
                 ("none", "as shipped"),
                 ("json", "json package for the wire codec"),
                 ("argparse", "argparse for every command line"),
-                ("datetime", "datetime for UTC times"),
-                ("json,argparse,datetime", "all three libraries"),
+                ("json,argparse", "both libraries"),
             )
         }
         interleave(

@@ -1,4 +1,4 @@
-"""Times for people, computed without `datetime`: checked against `datetime` itself."""
+"""Times for people (credd/timetext.py): credd's one UTC form read, and spans shown."""
 
 from __future__ import annotations
 

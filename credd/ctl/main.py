@@ -3,7 +3,7 @@
 It is judged by its start-up: `credctl token CODE` against the AWS CLI's whole run,
 `credctl status` against a bare `python3 -c pass` (issue 6, bench/). So it never
 imports boto3, botocore, apscheduler or yaml, and on its common paths not argparse,
-json, re, enum, socket, pathlib, datetime or typing either: each costs milliseconds
+json, re, enum, socket, pathlib or typing either: each costs milliseconds
 of a ~25 ms start (tests/ctl/test_ctl.py checks `sys.modules`). Errors are one line on
 stderr, prefixed `credctl: error:`; exit statuses follow SPEC.md (0 ok, 1 AWS said
 no, 2 bad input, 3 credd not running or not to be trusted), as credd/errors.py maps them.

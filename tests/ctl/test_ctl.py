@@ -49,7 +49,6 @@ SLOW_MODULES = (
     "socket",
     "selectors",
     "pathlib",
-    "datetime",
     "typing",
     "dataclasses",
     "inspect",
