@@ -39,7 +39,13 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from credd import __version__
 from credd.adapters.pacing import Pacer
 from credd.credentials import Credentials, mask_key_id, parse_utc
-from credd.errors import CodeRejectedError, CreddError, StsError, StsTransientError
+from credd.errors import (
+    BadInputError,
+    CodeRejectedError,
+    CreddError,
+    StsError,
+    StsTransientError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,10 @@ AWS_LOGGERS = ("botocore", "boto3", "urllib3")
 CHATTY_LOGGERS = ("botocore.configprovider",)
 
 DEFAULT_MAX_CLIENTS = 32
+# How long one STS call may take to answer (`CREDD_STS_READ_TIMEOUT`); connecting, 5 s.
+DEFAULT_READ_TIMEOUT = 15.0
+MAX_READ_TIMEOUT = 300.0
+READ_TIMEOUT_VARIABLE = "CREDD_STS_READ_TIMEOUT"
 
 CODE_REJECTED_HINT = "the code was not accepted (wrong, already used, or expired); feed a fresh one"
 
@@ -121,6 +131,24 @@ class StsClient(Protocol):
         ...
 
 
+def read_timeout_from(env: Mapping[str, str]) -> float:
+    """`CREDD_STS_READ_TIMEOUT` in seconds, or a clear error for a bad value."""
+    text = env.get(READ_TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_READ_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= MAX_READ_TIMEOUT:  # NaN fails too
+        raise BadInputError(
+            f"{READ_TIMEOUT_VARIABLE}={text[:20]!r} is not a number of seconds above 0 and at"
+            f" most {MAX_READ_TIMEOUT:g} (how long one STS call may take; default"
+            f" {DEFAULT_READ_TIMEOUT:g})"
+        )
+    return seconds
+
+
 def quiet_aws_loggers() -> None:
     """Keep the AWS SDK's loggers at INFO or above, whatever the root level.
 
@@ -159,7 +187,7 @@ class Boto3Sts:
         self,
         *,
         connect_timeout: float = 5,
-        read_timeout: float = 15,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
         max_clients: int = DEFAULT_MAX_CLIENTS,
         pacer: Pacer | None = None,
         session: Any = None,
@@ -179,6 +207,11 @@ class Boto3Sts:
         self._clients: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
         # botocore sessions are not thread-safe for client creation; clients are.
         self._lock = threading.Lock()
+
+    @property
+    def concurrency(self) -> int:
+        """How many calls this client makes at once at most (its pacer's)."""
+        return self._pacer.concurrency
 
     def get_session_token(
         self, *, source: Credentials, region: str, serial: str, code: str, duration: int

@@ -20,7 +20,7 @@ from credd.adapters.malloc import one_arena
 from credd.adapters.pacing import Pacer, concurrency_from
 from credd.adapters.scheduler import ApsScheduler
 from credd.adapters.servicemanager import LoopWatchdog, ServiceNotifier
-from credd.adapters.sts import Boto3Sts, quiet_aws_loggers
+from credd.adapters.sts import Boto3Sts, quiet_aws_loggers, read_timeout_from
 from credd.daemon.codesources import CodeSources
 from credd.daemon.core import HEARTBEAT_SECONDS, Daemon
 from credd.daemon.endpoint import Endpoint
@@ -57,14 +57,14 @@ def run(*, policy_path: Path, socket_path: Path, env: Mapping[str, str]) -> int:
     for warning in policy.warnings:
         log.warning("%s", warning)
     try:
-        pacer = Pacer(concurrency_from(env))
+        sts = Boto3Sts(read_timeout=read_timeout_from(env), pacer=Pacer(concurrency_from(env)))
         listener = claim(socket_path)
     except CreddError as error:
         sys.stderr.write(f"credd: error: {error.message}\n")
         return error.exit_status
     _sweep_temp_files(policy)
     try:
-        status = asyncio.run(_serve(policy, policy_path, listener, pacer, env))
+        status = asyncio.run(_serve(policy, policy_path, listener, sts, env))
     finally:
         listener.close()
     log.info("stopped")
@@ -86,13 +86,13 @@ def _sweep_temp_files(policy: Policy) -> None:
 
 
 async def _serve(
-    policy: Policy, policy_path: Path, listener: Listener, pacer: Pacer, env: Mapping[str, str]
+    policy: Policy, policy_path: Path, listener: Listener, sts: Boto3Sts, env: Mapping[str, str]
 ) -> int:
     loop = asyncio.get_running_loop()
     notifier = ServiceNotifier(env)
-    # STS calls, file writes and keyring calls run here; `pacer` bounds the STS calls.
+    # STS calls, file writes and keyring calls run here; the STS pacer bounds the STS calls.
     executor = ThreadPoolExecutor(
-        pacer.concurrency + SPARE_THREADS, thread_name_prefix="credd-worker"
+        sts.concurrency + SPARE_THREADS, thread_name_prefix="credd-worker"
     )
     code_sources = CodeSources()
     clock = SystemClock()
@@ -106,7 +106,7 @@ async def _serve(
     daemon = Daemon(
         policy=policy,
         load_policy=lambda: load_policy(policy_path, env, in_keyring=Keyring().holds),
-        sts=Boto3Sts(read_timeout=float(env.get("CREDD_STS_READ_TIMEOUT", "15")), pacer=pacer),
+        sts=sts,
         clock=clock,
         scheduler=ApsScheduler(),
         executor=executor,

@@ -15,9 +15,21 @@ import pytest
 from support.fake_sts import INVALID_TOKEN, MFA_FAILED, FakeSts, hang
 from support.moto_sts import free_port
 
-from credd.adapters.sts import AWS_LOGGERS, CODE_REJECTED_HINT, Boto3Sts, quiet_aws_loggers
+from credd.adapters.sts import (
+    AWS_LOGGERS,
+    CODE_REJECTED_HINT,
+    Boto3Sts,
+    quiet_aws_loggers,
+    read_timeout_from,
+)
 from credd.credentials import Credentials
-from credd.errors import CodeRejectedError, CreddError, StsError, StsTransientError
+from credd.errors import (
+    BadInputError,
+    CodeRejectedError,
+    CreddError,
+    StsError,
+    StsTransientError,
+)
 
 REGION = "us-east-1"
 SERIAL = "arn:aws:iam::123456789012:mfa/alice"
@@ -436,3 +448,20 @@ def test_quiet_aws_loggers_raises_children_set_below_info() -> None:
     assert logging.getLogger("botocore.endpoint").level == logging.INFO
     assert logging.getLogger("botocore.parsers").getEffectiveLevel() >= logging.INFO
     assert logging.getLogger("urllib3").level == logging.WARNING
+
+
+def test_the_read_timeout_setting() -> None:
+    assert read_timeout_from({}) == 15.0
+    assert read_timeout_from({"CREDD_STS_READ_TIMEOUT": " 2.5 "}) == 2.5
+    assert read_timeout_from({"CREDD_STS_READ_TIMEOUT": "300"}) == 300.0
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "301", "fifteen", "15s"])
+def test_a_bad_read_timeout_is_refused_with_the_range(value: str) -> None:
+    with pytest.raises(BadInputError) as caught:
+        read_timeout_from({"CREDD_STS_READ_TIMEOUT": value})
+    assert caught.value.exit_status == 2
+    assert caught.value.message == (
+        f"CREDD_STS_READ_TIMEOUT={value!r} is not a number of seconds above 0 and at most 300"
+        " (how long one STS call may take; default 15)"
+    )

@@ -92,20 +92,26 @@ def _regions_written(box: Sandbox, count: int, timeout: float = 15.0) -> dict[st
     return {name: section.get("region", "") for name, section in profiles.items()}
 
 
-@pytest.mark.parametrize("value", ["0", "sixteen"])
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("CREDD_STS_CONCURRENCY", "0", "is not a whole number from 1 to 64"),
+        ("CREDD_STS_CONCURRENCY", "sixteen", "is not a whole number from 1 to 64"),
+        ("CREDD_STS_READ_TIMEOUT", "15s", "is not a number of seconds above 0 and at most 300"),
+    ],
+)
 def test_a_bad_setting_stops_credd_at_start_with_the_reason(
-    tmp_path: Path, slow_sts: SlowSts, value: str
+    tmp_path: Path, slow_sts: SlowSts, variable: str, value: str, reason: str
 ) -> None:
-    box = Sandbox(tmp_path, slow_sts.url, extra_env={"CREDD_STS_CONCURRENCY": value})
+    box = Sandbox(tmp_path, slow_sts.url, extra_env={variable: value})
     try:
         process = box.start(wait=False)
         assert process.wait(30) == 2
         log = box.log_text()
     finally:
         box.close()
-    assert (
-        f"credd: error: CREDD_STS_CONCURRENCY={value!r} is not a whole number from 1 to 64" in log
-    )
+    assert f"credd: error: {variable}={value!r} {reason}" in log
+    assert "Traceback" not in log
     assert LONG_TERM_SECRET not in log
     assert not box.socket.exists(), "nothing is served"
     assert box.credentials.read_bytes() == box.credentials_text.encode(), "nothing written"
