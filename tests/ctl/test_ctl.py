@@ -53,11 +53,21 @@ SLOW_MODULES = (
     "dataclasses",
     "inspect",
     "shutil",
+    "contextlib",
+    "signal",
 )
 
 CANNED = {
     "status": {"profiles": []},  # filled in below, once PROFILES is defined
     "token": {"profile": "session-x", "expires_at": "2026-11-26T11:12:00Z", "waiting": []},
+    "endpoint-token": {
+        "token": "canned-token",
+        "url": "http://127.0.0.1:9/credentials",
+        "region": "eu-west-1",
+        "valid": True,
+        "state": "fresh",
+    },
+    "endpoint-revoke": {},
 }
 
 
@@ -95,8 +105,9 @@ def canned_daemon() -> Iterator[str]:
         os.rmdir(directory)
 
 
-def test_token_and_status_load_no_slow_module(canned_daemon: str) -> None:
-    """The paths timed in bench/ (#1 token, #2 status) run on C modules and credd's own.
+def test_token_status_and_exec_load_no_slow_module(canned_daemon: str) -> None:
+    """The paths timed in bench/ (#1 token, #2 status, #9 exec) run on C modules and
+    credd's own.
 
     A real run in a fresh interpreter: request, reply decoded, table printed. It runs
     without `site` (-S), with credd on PYTHONPATH: an editable install's import hook
@@ -107,7 +118,8 @@ def test_token_and_status_load_no_slow_module(canned_daemon: str) -> None:
     CANNED["token"] = {**CANNED["token"], "expires_at": in_an_hour}
     probe = (
         "import sys; from credd.ctl import main as ctl;"
-        "codes = [ctl.main(a) for a in (['status'], ['status', '--short'], ['token', '123456'])];"
+        "codes = [ctl.main(a) for a in (['status'], ['status', '--short'], ['token', '123456'],"
+        " ['exec', 'session-x', '--', 'true'])];"
         f"slow = [m for m in {SLOW_MODULES!r} if m in sys.modules];"
         "print('RESULT', codes, ','.join(slow))"
     )
@@ -118,7 +130,7 @@ def test_token_and_status_load_no_slow_module(canned_daemon: str) -> None:
     assert done.returncode == 0, done.stderr
     assert "session-x" in done.stdout
     assert f"session-x renewed; expires {in_an_hour} (in 59m)" in done.stdout
-    assert done.stdout.splitlines()[-1] == "RESULT [0, 0, 0] "
+    assert done.stdout.splitlines()[-1] == "RESULT [0, 0, 0, 0] "
 
 
 PLAIN_LINES = [
