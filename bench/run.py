@@ -5,7 +5,8 @@ a stand-in that adds 30 ms to every STS call (tests/support/slow_sts.py); a GNOM
 Keyring on a private D-Bus holds #3's long-term key. Everything runs in sandboxed
 HOMEs, and whole processes are measured from outside. `BENCH_QUICK=1` (or
 `--quick`) is a tiny smoke run whose figures mean nothing; `--out PATH` writes
-the report elsewhere.
+the report elsewhere; `--only STEP` (repeatable) runs some steps, for working on one
+target, and writes no report unless `--out` says where.
 """
 
 from __future__ import annotations
@@ -33,13 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run every measurement; write the report; exit 0 even when a target is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (also BENCH_QUICK=1)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="report path")
-    args = parser.parse_args(argv)
-    quick = args.quick or os.environ.get("BENCH_QUICK", "") not in ("", "0")
-    config = Config.quick() if quick else Config()
-    started = time.perf_counter()
-    load_before = os.getloadavg()
-    durations: dict[str, float] = {}
+    parser.add_argument("--out", type=Path, default=None, help=f"report path ({RESULTS.name})")
     steps = (
         ("floor", "floor"),
         ("#1 credctl token", "token"),
@@ -50,6 +45,22 @@ def main(argv: list[str] | None = None) -> int:
         ("#6 start to READY", "start_to_ready"),
         ("#7 10,000 renewals", "long_life"),
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=[method for _, method in steps],
+        help="run this step (repeatable; start_to_ready brings fanout, whose file it starts on)",
+    )
+    args = parser.parse_args(argv)
+    if args.only:
+        wanted = set(args.only) | ({"fanout"} if "start_to_ready" in args.only else set())
+        steps = tuple(step for step in steps if step[1] in wanted)
+    out = args.out if args.out is not None else (None if args.only else RESULTS)
+    quick = args.quick or os.environ.get("BENCH_QUICK", "") not in ("", "0")
+    config = Config.quick() if quick else Config()
+    started = time.perf_counter()
+    load_before = os.getloadavg()
+    durations: dict[str, float] = {}
     missing = missing_tools()
     if missing:
         print(f"bench: missing {', '.join(missing)} (Debian packages; `make bench` installs them)")
@@ -85,11 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{load_before[0]:.2f}, {os.getloadavg()[0]:.2f} (other work on the machine"
         " skews the spread; medians are quoted for that reason)"
     )
-    write_report(args.out, bench.results, config=config, quick=quick, elapsed=elapsed)
+    if out is not None:
+        write_report(out, bench.results, config=config, quick=quick, elapsed=elapsed)
     for row in bench.results.rows:
         verdict = {True: "pass", False: "FAIL", None: "-"}[row.passed]
         print(f"#{row.number:<3} {verdict:4}  {row.figure}  vs {row.compared}  ratio {row.ratio}")
-    print(f"bench: wrote {args.out} in {elapsed:.0f} s")
+    print(f"bench: wrote {out} in {elapsed:.0f} s" if out else f"bench: {elapsed:.0f} s")
     return 0
 
 
