@@ -229,9 +229,8 @@ class Daemon:
         The credentials file is looked at first: a profile it blocks is `error` at once,
         and no code is asked for it that could not be written.
         """
-        health = await self._custody.inspect()
+        health, sections = await self._custody.inspect_and_read()
         self._note_file(health, await self._keyring_holding(self._policy, health))
-        sections = await self._read_file_quietly() if health.problem is None else {}
         for profile in self._policy.profiles:
             self._entries[profile.name] = Entry(profile)
         # Sources come first in the policy's order, so a role sees its source's state.
@@ -822,7 +821,7 @@ class Daemon:
             self._event(entry, Event.OVERWRITTEN)
 
     async def _read_file_quietly(self) -> Mapping[str, Mapping[str, str]]:
-        """The credentials file's sections at start; an unreadable file reads as empty here.
+        """The credentials file's sections; an unreadable file reads as empty here.
 
         Its error surfaces at the first write, in the profile that tried it.
         """

@@ -53,6 +53,10 @@ class CredentialsStore(Protocol):
         """Whether the file can be used as it stands (never raises)."""
         ...
 
+    def inspect_and_read(self) -> tuple[FileHealth, dict[str, dict[str, str]]]:
+        """`inspect`, and the sections it read (none when there is a problem)."""
+        ...
+
     def carry_over(self) -> list[str]:
         """Bring back late writes into a replaced file; returns the sections changed."""
         ...
@@ -137,6 +141,14 @@ class FileCustody:
             return await self._in_thread(other.inspect)
         finally:
             await self._in_thread(other.close)
+
+    async def inspect_and_read(self) -> tuple[FileHealth, dict[str, dict[str, str]]]:
+        """`inspect`, with the sections it read: the daemon's start, with one read."""
+        writer = self._writer
+        signature = await self._in_thread(writer.signature)
+        health, sections = await self._in_thread(writer.inspect_and_read)
+        self._inspected = signature
+        return health, sections
 
     async def inspect_if_changed(self, *, force: bool) -> FileHealth | None:
         """`inspect` again if the file changed since the last look (or if `force`), else None.

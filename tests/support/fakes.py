@@ -263,6 +263,11 @@ class MemoryWriter:
         keys = {name: frozenset(values) for name, values in self.sections.items()}
         return FileHealth(Path("/memory/credentials"), keys=keys)
 
+    def inspect_and_read(self) -> tuple[FileHealth, dict[str, dict[str, str]]]:
+        """`inspect`, and the sections when there is no problem."""
+        health = self.inspect()
+        return health, {} if health.problem is not None else self.read()
+
     def break_file(self, problem: str | None) -> None:
         """Make the 'file' unusable (a problem with its fix), or usable again (None)."""
         self.problem = problem
