@@ -110,7 +110,7 @@ def write_report(
             "",
             "`credctl status` (#2) through bench/ctl_variant.py, as shipped and with each",
             "hand-written shortcut swapped for the library it replaces; the saving is what the",
-            "shortcut spares every run of credctl (#1, #2 and #9 alike load both).",
+            "shortcut spares every run of credctl (#1, #2 and #9 alike load all three).",
             "",
             "| library instead | credctl status | as shipped | saving | of `credctl status` |",
             "| --- | --- | --- | --- | --- |",

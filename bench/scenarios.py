@@ -470,7 +470,8 @@ class Bench:
                 ("none", "as shipped"),
                 ("json", "json package for the wire codec"),
                 ("argparse", "argparse for every command line"),
-                ("json,argparse", "both libraries"),
+                ("datetime", "datetime for UTC times"),
+                ("json,argparse,datetime", "all three libraries"),
             )
         }
         interleave(

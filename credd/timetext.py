@@ -1,18 +1,22 @@
-"""Times as people read them in credd's output. Standard library only.
+"""Times as people read them in credd's output. Standard library only, and not `datetime`.
 
 The times on the socket are all in credd's one form `2026-11-26T08:00:00Z`
-(docs/protocol.md); `utc_seconds` reads that form, and only that, with `datetime`.
-It once did the calendar arithmetic by hand to spare credctl the import: measured
-against the library in the bench (bench/RESULTS.md, "Shortcuts"), that saved
-1.5 ms of a 30 ms `credctl status`, less than the spread between two runs, so the
-library does it (issue 15).
+(docs/protocol.md); `utc_seconds` reads that form, and only that, by integer
+arithmetic. It is a shortcut that pays rent (issue 15): `datetime` (with `math` and
+`operator`, which it imports) is about 2 ms of a 16 ms `credctl status`, the import
+that most keeps it from its target (bench/RESULTS.md, "Shortcuts"; the bench runs
+credctl with `datetime` in its place). tests/test_timetext.py holds it equal to
+`datetime` on every form, valid or not.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-
 _SECONDS_PER_DAY = 86400
+# Days from 0000-03-01 to 1970-01-01 in the proleptic Gregorian calendar, counting
+# years from March so that the leap day ends each year.
+_EPOCH_DAYS = 719468
+_DAYS_PER_400_YEARS = 146097
+_DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
 def format_relative(seconds: float) -> str:
@@ -43,8 +47,32 @@ def utc_seconds(text: str) -> int:
     """
     if len(text) != 20 or text[4] + text[7] + text[10] + text[13] + text[16] + text[19] != "--T::Z":
         raise ValueError(f"not a UTC time of the form 2026-11-26T08:00:00Z: {text[:40]!r}")
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"not a valid UTC time: {text!r}") from None
-    return int(moment.timestamp())
+    fields = text[0:4], text[5:7], text[8:10], text[11:13], text[14:16], text[17:19]
+    if not all(field.isascii() and field.isdigit() for field in fields):
+        raise ValueError(f"not a UTC time of the form 2026-11-26T08:00:00Z: {text[:40]!r}")
+    year, month, day, hour, minute, second = (int(field) for field in fields)
+    if not (
+        year >= 1
+        and 1 <= month <= 12
+        and 1 <= day <= _days_in_month(year, month)
+        and hour < 24
+        and minute < 60
+        and second < 60
+    ):
+        raise ValueError(f"not a valid UTC time: {text!r}")
+    days = _days_since_1970(year, month, day)
+    return days * _SECONDS_PER_DAY + hour * 3600 + minute * 60 + second
+
+
+def _days_in_month(year: int, month: int) -> int:
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    return 29 if month == 2 and leap else _DAYS_IN_MONTH[month - 1]
+
+
+def _days_since_1970(year: int, month: int, day: int) -> int:
+    # Count from March: February, with its leap day, is the last month of a year.
+    year -= month <= 2
+    era, year_of_era = divmod(year, 400)
+    day_of_year = (153 * (month - 3 if month > 2 else month + 9) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * _DAYS_PER_400_YEARS + day_of_era - _EPOCH_DAYS

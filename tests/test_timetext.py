@@ -1,4 +1,8 @@
-"""Times for people (credd/timetext.py): credd's one UTC form read, and spans shown."""
+"""Times for people (credd/timetext.py): credd's one UTC form read, and spans shown.
+
+`utc_seconds` reads by integer arithmetic, not `datetime` (a shortcut that pays rent):
+checked here against `datetime` itself, on valid times and on times that are not.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,36 @@ def test_utc_seconds_is_what_datetime_says(when: datetime) -> None:
     assert utc_seconds(format_utc(aware)) == int(aware.timestamp())
 
 
+@given(
+    st.tuples(
+        st.integers(0, 9999),
+        st.integers(0, 13),
+        st.integers(0, 32),
+        st.integers(0, 24),
+        st.integers(0, 60),
+        st.integers(0, 60),
+    )
+)
+def test_utc_seconds_accepts_and_refuses_what_datetime_does(
+    fields: tuple[int, int, int, int, int, int],
+) -> None:
+    """Field values out of range (February 29th of a common year, month 13, hour 24...)
+    are refused as datetime refuses them; the others read as datetime reads them."""
+    year, month, day, hour, minute, second = fields
+    text = f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}Z"
+    try:
+        expected: int | None = int(
+            datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp()
+        )
+    except ValueError:
+        expected = None
+    if expected is None:
+        with pytest.raises(ValueError, match="not a valid UTC time"):
+            utc_seconds(text)
+    else:
+        assert utc_seconds(text) == expected
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -32,6 +66,9 @@ def test_utc_seconds_is_what_datetime_says(when: datetime) -> None:
         "2026-11-2xT08:00:00Z",
         "２026-11-26T08:00:00Z",
         "2026-11-26T08:00:00.5Z",
+        "2026-02-29T08:00:00Z",
+        "1900-02-29T08:00:00Z",
+        "0000-01-01T00:00:00Z",
     ],
 )
 def test_anything_but_credds_own_form_is_a_value_error(text: str) -> None:

@@ -49,6 +49,7 @@ SLOW_MODULES = (
     "socket",
     "selectors",
     "pathlib",
+    "datetime",
     "typing",
     "dataclasses",
     "inspect",

@@ -37,5 +37,5 @@ def test_quick_bench_writes_every_row(tmp_path: Path) -> None:
         assert f"\n| {row} | " in report, f"row {row} missing from the report"
     for floor in ("python3 -c pass", "GetSessionToken round trip", "fsync of a 4 KiB file"):
         assert floor in report
-    for swap in ("json", "argparse"):
+    for swap in ("json", "argparse", "datetime"):
         assert f"\n| {swap} | " in report, f"shortcut {swap} missing from the report"
