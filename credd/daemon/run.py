@@ -16,7 +16,7 @@ from credd import __version__
 from credd.adapters.clock import SystemClock
 from credd.adapters.iam import Boto3Iam
 from credd.adapters.keyring import Keyring
-from credd.adapters.malloc import one_arena
+from credd.adapters.memory import one_arena
 from credd.adapters.pacing import Pacer, concurrency_from
 from credd.adapters.scheduler import ApsScheduler
 from credd.adapters.servicemanager import LoopWatchdog, ServiceNotifier

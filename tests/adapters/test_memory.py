@@ -1,11 +1,11 @@
-"""credd.adapters.malloc: the daemon asks glibc for one malloc arena (bench/ #7)."""
+"""credd.adapters.memory: the daemon asks glibc for one malloc arena (bench/ #7)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from credd.adapters.malloc import M_ARENA_MAX, one_arena
+from credd.adapters.memory import M_ARENA_MAX, one_arena
 
 
 class _Libc:
@@ -32,7 +32,7 @@ def test_a_libc_without_mallopt_is_left_alone() -> None:
 def test_this_machine_s_glibc_agrees() -> None:
     """Debian's glibc, through the process's own symbols, in a fresh interpreter."""
     done = subprocess.run(
-        [sys.executable, "-c", "from credd.adapters.malloc import one_arena; print(one_arena())"],
+        [sys.executable, "-c", "from credd.adapters.memory import one_arena; print(one_arena())"],
         capture_output=True,
         text=True,
         timeout=60,
