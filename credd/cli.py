@@ -67,6 +67,9 @@ def _dispatch(args: dict[str, Any], env: Mapping[str, str]) -> int:
     command = args["command"]
     policy = Path(args["policy"] or paths.policy_path(env))
     if command == "run":
+        from credd.adapters.memory import pause_collector
+
+        pause_collector()  # until READY (credd.daemon.run)
         from credd.daemon.run import run
 
         configure_logging(args["log_level"])

@@ -16,7 +16,7 @@ from credd import __version__
 from credd.adapters.clock import SystemClock
 from credd.adapters.iam import Boto3Iam
 from credd.adapters.keyring import Keyring
-from credd.adapters.memory import one_arena
+from credd.adapters.memory import one_arena, resume_collector
 from credd.adapters.pacing import Pacer, concurrency_from
 from credd.adapters.scheduler import ApsScheduler
 from credd.adapters.servicemanager import LoopWatchdog, ServiceNotifier
@@ -142,6 +142,8 @@ async def _serve(
         signal.SIGHUP, lambda: _track(reloads, loop.create_task(_reload(daemon)))
     )
     notifier.ready(daemon.status_text())
+    # cli.py paused the cyclic collector for the start.
+    log.debug("started; the cyclic collector is on, %d objects kept out", resume_collector())
     log.info(
         "credd %s serving %d profiles on %s (policy %s)",
         __version__,

@@ -1,11 +1,13 @@
-"""credd.adapters.memory: the daemon asks glibc for one malloc arena (bench/ #7)."""
+"""credd.adapters.memory: one malloc arena (bench/ #7); the collector paused for the start (#6)."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
+import weakref
 
-from credd.adapters.memory import M_ARENA_MAX, one_arena
+from credd.adapters.memory import M_ARENA_MAX, one_arena, pause_collector, resume_collector
 
 
 class _Libc:
@@ -38,3 +40,27 @@ def test_this_machine_s_glibc_agrees() -> None:
         timeout=60,
     )
     assert done.stdout.strip() == "True", done.stderr
+
+
+class _Node:
+    next: object = None
+
+
+def test_the_collector_paused_for_the_start_is_on_again_with_the_survivors_kept_out() -> None:
+    """What the start made is frozen (never walked again); garbage made during it is freed."""
+    assert gc.isenabled()
+    try:
+        pause_collector()
+        assert not gc.isenabled()
+        cycle = _Node()
+        cycle.next = cycle
+        gone = weakref.ref(cycle)
+        del cycle
+        assert gone() is not None  # a cycle: only the collector frees it
+        kept = resume_collector()
+        assert gc.isenabled()
+        assert kept == gc.get_freeze_count() > 0
+        assert gone() is None
+    finally:
+        gc.unfreeze()
+        gc.enable()

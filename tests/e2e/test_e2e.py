@@ -119,6 +119,24 @@ def test_credentials_on_disk_are_picked_up_not_renewed_again(moto_box: Sandbox) 
     assert box.credentials.read_bytes() == before
 
 
+def test_the_cyclic_collector_is_paused_for_the_start_and_on_once_ready(
+    moto_box: Sandbox,
+) -> None:
+    """`credd run` turns the cyclic collector off while it starts (docs/performance.md, #6)
+    and must turn it back on: a daemon that never collects cycles grows without end."""
+    box = moto_box
+    box.start()
+    deadline = time.monotonic() + 10
+    while "the cyclic collector is on" not in box.log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    line = next(
+        (text for text in box.log_text().splitlines() if "the cyclic collector is on" in text),
+        "",
+    )
+    kept = int(line.split("is on, ")[1].split()[0]) if line else 0
+    assert kept > 10_000, box.log_text()  # what the start left: the imports, the policy...
+
+
 def test_sigterm_stops_cleanly_and_removes_the_socket(moto_box: Sandbox) -> None:
     """SIGTERM: exit 0 within a few seconds, socket file gone; credctl then exits 3."""
     box = moto_box
