@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from credd import __version__
-from credd.adapters.sts import TRANSIENT_CODES, quiet_aws_loggers
+from credd.adapters.sts import TRANSIENT_CODES, AwsClients, quiet_aws_loggers
 from credd.credentials import Credentials, mask_key_id
 from credd.errors import CreddError, Fault
 
@@ -117,10 +116,11 @@ class Boto3Iam:
     call: rotation is rare)."""
 
     def __init__(
-        self, *, connect_timeout: float = 5, read_timeout: float = 15, session: Any = None
+        self, *, connect_timeout: float = 5, read_timeout: float = 15, aws: AwsClients | None = None
     ) -> None:
         quiet_aws_loggers()
-        self._session: Any = session if session is not None else botocore.session.Session()
+        # The daemon passes its STS adapter's: one botocore session (sts.AwsClients).
+        self._aws = aws if aws is not None else AwsClients()
         self._config = Config(
             retries={"total_max_attempts": 1},
             connect_timeout=connect_timeout,
@@ -180,7 +180,7 @@ class Boto3Iam:
             what += f" of {mask_key_id(params['AccessKeyId'])}"
         error: IamError
         try:
-            client = self._session.create_client(
+            client = self._aws.create(
                 service,
                 region_name=region,
                 aws_access_key_id=creds.access_key_id,

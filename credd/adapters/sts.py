@@ -171,6 +171,26 @@ def quiet_aws_loggers() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+class AwsClients:
+    """The one botocore session credd makes its AWS clients from: STS, and IAM for rotation.
+
+    One, not one per adapter: each session loads botocore's endpoint data and service
+    models anew, and an idle daemon kept them twice (6 MiB, docs/performance.md #3).
+    Making a client from a session is not thread-safe in botocore; the lock makes it so.
+    The clients, once made, are.
+    """
+
+    def __init__(self, session: Any = None) -> None:
+        """`session`: a botocore session (tests pass a stand-in); a new one by default."""
+        self._session: Any = session if session is not None else botocore.session.Session()
+        self._lock = threading.Lock()
+
+    def create(self, service: str, **settings: Any) -> Any:
+        """A new botocore client for `service`."""
+        with self._lock:
+            return self._session.create_client(service, **settings)
+
+
 class Boto3Sts:
     """`StsClient` over botocore. Thread-safe: the daemon calls it from a small pool.
 
@@ -180,7 +200,8 @@ class Boto3Sts:
     are ever read; endpoint settings (`AWS_ENDPOINT_URL_STS`,
     `AWS_ENDPOINT_URL`), `AWS_CA_BUNDLE` and proxies apply as to any boto3
     program. `pacer` bounds the calls in flight and their start rate (pacing.py);
-    `session` (a botocore session) is for tests; `max_clients` bounds the cache.
+    `aws` is where clients come from (shared with the IAM adapter); `max_clients`
+    bounds the cache.
     """
 
     def __init__(
@@ -190,11 +211,11 @@ class Boto3Sts:
         read_timeout: float = DEFAULT_READ_TIMEOUT,
         max_clients: int = DEFAULT_MAX_CLIENTS,
         pacer: Pacer | None = None,
-        session: Any = None,
+        aws: AwsClients | None = None,
     ) -> None:
         quiet_aws_loggers()
         self._pacer = pacer if pacer is not None else Pacer()
-        self._session: Any = session if session is not None else botocore.session.Session()
+        self.aws = aws if aws is not None else AwsClients()
         self._config = Config(
             retries={"total_max_attempts": 1},
             connect_timeout=connect_timeout,
@@ -205,8 +226,7 @@ class Boto3Sts:
         )
         self._max_clients = max(1, max_clients)
         self._clients: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
-        # botocore sessions are not thread-safe for client creation; clients are.
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # for the cache
 
     @property
     def concurrency(self) -> int:
@@ -304,7 +324,7 @@ class Boto3Sts:
             if client is not None:
                 self._clients.move_to_end(key)
                 return client
-            client = self._session.create_client(
+            client = self.aws.create(
                 "sts",
                 region_name=region,
                 aws_access_key_id=source.access_key_id,

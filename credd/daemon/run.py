@@ -117,7 +117,7 @@ async def _serve(
         regions=RegionRecorder.from_env(env),
         keyring=keyring,
         rotator=Rotator(
-            iam=Boto3Iam(),
+            iam=Boto3Iam(aws=sts.aws),
             journal=Journal(journal_path(env)),
             credentials_file=policy.credentials_file,
             keyring=keyring,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import traceback
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,9 +17,11 @@ import pytest
 from support.fake_sts import INVALID_TOKEN, MFA_FAILED, FakeSts, hang
 from support.moto_sts import free_port
 
+from credd.adapters.iam import Boto3Iam
 from credd.adapters.sts import (
     AWS_LOGGERS,
     CODE_REJECTED_HINT,
+    AwsClients,
     Boto3Sts,
     quiet_aws_loggers,
     read_timeout_from,
@@ -368,7 +372,7 @@ class CountingSession:
 def test_clients_are_cached_per_region_and_keys_with_a_bound(fake: FakeSts) -> None:
     """One client per (region, keys) is reused; the least recently used goes first."""
     counting = CountingSession()
-    sts = Boto3Sts(session=counting, max_clients=2)
+    sts = Boto3Sts(aws=AwsClients(counting), max_clients=2)
 
     def role(source: Credentials, region: str = REGION) -> None:
         sts.assume_role(
@@ -394,7 +398,7 @@ def test_clients_are_cached_per_region_and_keys_with_a_bound(fake: FakeSts) -> N
 def test_concurrent_calls_share_one_client(fake: FakeSts) -> None:
     """Calls from a thread pool all succeed and build the client once."""
     counting = CountingSession()
-    sts = Boto3Sts(session=counting)
+    sts = Boto3Sts(aws=AwsClients(counting))
     codes = [f"{n:06d}" for n in range(16)]
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda c: session_token(sts, code=c), codes))
@@ -465,3 +469,39 @@ def test_a_bad_read_timeout_is_refused_with_the_range(value: str) -> None:
         f"CREDD_STS_READ_TIMEOUT={value!r} is not a number of seconds above 0 and at most 300"
         " (how long one STS call may take; default 15)"
     )
+
+
+def test_sts_and_iam_clients_come_from_one_session_made_one_at_a_time() -> None:
+    """The daemon's IAM adapter takes the STS adapter's AwsClients: one botocore session
+    (a second loads botocore's endpoint data and models again), whose client creation is
+    not thread-safe, so AwsClients makes one client at a time, from any thread."""
+    inside = 0
+    most = 0
+    made: list[str] = []
+    guard = threading.Lock()
+
+    class _Session:
+        def create_client(self, service: str, **settings: Any) -> str:
+            nonlocal inside, most
+            with guard:
+                inside += 1
+                most = max(most, inside)
+            time.sleep(0.002)
+            with guard:
+                inside -= 1
+                made.append(service)
+            return service
+
+    sts = Boto3Sts(aws=AwsClients(_Session()))
+    iam = Boto3Iam(aws=sts.aws)
+    assert iam._aws is sts.aws
+    threads = [
+        threading.Thread(target=sts.aws.create, args=("sts" if i % 2 else "iam",))
+        for i in range(16)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(made) == ["iam"] * 8 + ["sts"] * 8
+    assert most == 1
