@@ -1,4 +1,8 @@
-"""The APScheduler adapter: jobs run on the loop, replace each other, and are never dropped late."""
+"""The APScheduler adapter: jobs run on the loop, replace each other, and are never dropped late.
+
+Every profile's time is kept in the adapter and APScheduler holds one alarm for the
+earliest: these tests drive the real AsyncIOScheduler on the test's event loop.
+"""
 
 from __future__ import annotations
 
@@ -86,3 +90,79 @@ async def test_planning_a_thousand_profiles_queues_one_wakeup_not_a_thousand() -
     finally:
         loop.call_soon_threadsafe = real  # type: ignore[method-assign]
         scheduler.shutdown()
+
+
+async def _until(condition: Any, seconds: float = 3.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
+async def test_profiles_run_in_time_order_each_once_as_the_alarm_moves_from_one_to_the_next() -> (
+    None
+):
+    """Planned out of order, some re-planned, one planned earlier than the alarm already set:
+    each runs once, at its own time, in time order."""
+    scheduler = ApsScheduler()
+    scheduler.start()
+    ran: list[str] = []
+
+    async def job(name: str) -> None:
+        ran.append(name)
+
+    now = datetime.now(UTC)
+    scheduler.at("c", now + timedelta(milliseconds=300), job)
+    scheduler.at("a", now + timedelta(hours=1), job)
+    scheduler.at("b", now + timedelta(milliseconds=200), job)
+    await asyncio.sleep(0.05)  # the alarm is set (for b)
+    scheduler.at("a", now + timedelta(milliseconds=100), job)  # earlier than the alarm
+    scheduler.at("d", now + timedelta(milliseconds=250), job)
+    scheduler.at("d", now + timedelta(milliseconds=400), job)  # moved later
+    await _until(lambda: len(ran) >= 4)
+    await asyncio.sleep(0.2)
+    scheduler.shutdown()
+    assert ran == ["a", "b", "c", "d"]
+
+
+async def test_profiles_due_together_all_run_and_a_failing_one_stops_none_of_the_others(
+    caplog: Any,
+) -> None:
+    """One alarm for many: every profile due runs; one whose work raises is logged."""
+    scheduler = ApsScheduler()
+    scheduler.start()
+    ran: list[str] = []
+
+    async def job(name: str) -> None:
+        if name == "p3":
+            raise RuntimeError("boom")
+        ran.append(name)
+
+    when = datetime.now(UTC) + timedelta(milliseconds=50)
+    for i in range(10):
+        scheduler.at(f"p{i}", when, job)
+    await _until(lambda: len(ran) >= 9)
+    await asyncio.sleep(0.05)
+    scheduler.shutdown()
+    assert sorted(ran) == [f"p{i}" for i in range(10) if i != 3]
+    assert "a timer's work failed" in caplog.text
+
+
+async def test_re_planning_the_same_profile_again_and_again_keeps_its_memory_bounded() -> None:
+    """A daemon's life re-plans each profile at every renewal (10,000 in bench #7): the
+    entries it leaves behind are dropped, not kept until their old times come up."""
+    scheduler = ApsScheduler()
+    scheduler.start()
+    ran: list[str] = []
+
+    async def job(name: str) -> None:
+        ran.append(name)
+
+    later = datetime.now(UTC) + timedelta(hours=1)
+    for i in range(10_000):
+        scheduler.at(f"p{i % 3}", later + timedelta(seconds=i), job)
+    assert len(scheduler._heap) <= 2 * 3 + 64
+    scheduler.at("p0", datetime.now(UTC) + timedelta(milliseconds=20), job)
+    await _until(lambda: ran)
+    await asyncio.sleep(0.05)
+    scheduler.shutdown()
+    assert ran == ["p0"]
