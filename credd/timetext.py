@@ -47,10 +47,11 @@ def utc_seconds(text: str) -> int:
     """
     if len(text) != 20 or text[4] + text[7] + text[10] + text[13] + text[16] + text[19] != "--T::Z":
         raise ValueError(f"not a UTC time of the form 2026-11-26T08:00:00Z: {text[:40]!r}")
-    fields = text[0:4], text[5:7], text[8:10], text[11:13], text[14:16], text[17:19]
-    if not all(field.isascii() and field.isdigit() for field in fields):
+    digits = text[0:4] + text[5:7] + text[8:10] + text[11:13] + text[14:16] + text[17:19]
+    if not (digits.isascii() and digits.isdigit()):
         raise ValueError(f"not a UTC time of the form 2026-11-26T08:00:00Z: {text[:40]!r}")
-    year, month, day, hour, minute, second = (int(field) for field in fields)
+    year, month, day = int(digits[0:4]), int(digits[4:6]), int(digits[6:8])
+    hour, minute, second = int(digits[8:10]), int(digits[10:12]), int(digits[12:14])
     if not (
         year >= 1
         and 1 <= month <= 12
