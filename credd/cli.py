@@ -7,17 +7,20 @@ from SPEC.md, as credd/errors.py maps them; a traceback instead with `--debug`.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
 
 from credd import paths
 from credd.cmdline import fast_parse
 from credd.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, CreddError
 from credd.grammar import CREDD
+
+# `credd run` may exec itself again before anything else (credd.adapters.memory): what is
+# imported before that is paid twice, so logging, pathlib and typing wait until needed.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Set by the completion scripts (credd.completion): print the profile names and stop.
 COMPLETE_VARIABLE = "_CREDD_COMPLETE"
@@ -25,6 +28,8 @@ COMPLETE_VARIABLE = "_CREDD_COMPLETE"
 
 def configure_logging(level: str) -> None:
     """Log to stderr (journald and launchd capture it)."""
+    import logging
+
     handler = logging.StreamHandler(sys.stderr)
     # journald stamps each line itself; a terminal gets the time from us.
     stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
@@ -49,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from credd.cmdparser import parse
 
         args = parse(CREDD, words)
+    if args["command"] == "run" and argv is None:
+        from credd.adapters.memory import restart_without_thread_caches
+
+        restart_without_thread_caches()
     try:
         return _dispatch(args, env)
     except CreddError as error:
@@ -64,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: dict[str, Any], env: Mapping[str, str]) -> int:
+    from pathlib import Path
+
     command = args["command"]
     policy = Path(args["policy"] or paths.policy_path(env))
     if command == "run":

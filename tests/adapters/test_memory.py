@@ -7,7 +7,17 @@ import subprocess
 import sys
 import weakref
 
-from credd.adapters.memory import M_ARENA_MAX, one_arena, pause_collector, resume_collector
+import pytest
+
+from credd.adapters import memory
+from credd.adapters.memory import (
+    M_ARENA_MAX,
+    TCACHE_OFF,
+    one_arena,
+    pause_collector,
+    restart_without_thread_caches,
+    resume_collector,
+)
 
 
 class _Libc:
@@ -64,3 +74,51 @@ def test_the_collector_paused_for_the_start_is_on_again_with_the_survivors_kept_
     finally:
         gc.unfreeze()
         gc.enable()
+
+
+class _Exec:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[str], dict[str, str]]] = []
+
+    def __call__(self, path: str, args: list[str], env: dict[str, str]) -> None:
+        self.calls.append((path, list(args), dict(env)))
+
+
+def test_credd_run_execs_itself_once_with_the_thread_caches_off() -> None:
+    """Under glibc: the same command line, through this interpreter, with the tunable."""
+    execve = _Exec()
+    env = {"HOME": "/h"}
+    argv = ["/venv/bin/credd", "run", "--log-level", "debug"]
+    assert restart_without_thread_caches(env, argv, execve) is True
+    assert execve.calls == [
+        (
+            sys.executable,
+            [sys.executable, "run", "--log-level", "debug"],
+            {
+                "HOME": "/h",
+                "GLIBC_TUNABLES": TCACHE_OFF,
+            },
+        )
+    ]
+
+
+def test_the_users_own_tunables_are_kept_and_a_tcache_setting_of_theirs_wins() -> None:
+    execve = _Exec()
+    env = {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}
+    assert restart_without_thread_caches(env, ["credd", "run"], execve) is True
+    assert execve.calls[0][2]["GLIBC_TUNABLES"] == f"glibc.malloc.arena_max=2:{TCACHE_OFF}"
+    # The exec'd process sees the setting and goes on; so does one whose user chose a size.
+    for tunables in (TCACHE_OFF, "glibc.malloc.tcache_count=3"):
+        again = _Exec()
+        assert not restart_without_thread_caches({"GLIBC_TUNABLES": tunables}, ["credd"], again)
+        assert again.calls == []
+
+
+def test_elsewhere_than_glibc_nothing_is_done(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_such_name(name: str) -> str:
+        raise ValueError(name)
+
+    monkeypatch.setattr(memory.os, "confstr", no_such_name)
+    execve = _Exec()
+    assert restart_without_thread_caches({}, ["credd", "run"], execve) is False
+    assert execve.calls == []

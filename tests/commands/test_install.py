@@ -115,6 +115,7 @@ def test_unit_settings() -> None:
         "RuntimeDirectory=credd",
         "RuntimeDirectoryMode=0700",
         "Environment=PYTHONUNBUFFERED=1",
+        "Environment=GLIBC_TUNABLES=glibc.malloc.tcache_count=0",
         "NoNewPrivileges=yes",
         "WantedBy=default.target",
     ):

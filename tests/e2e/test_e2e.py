@@ -137,6 +137,18 @@ def test_the_cyclic_collector_is_paused_for_the_start_and_on_once_ready(
     assert kept > 10_000, box.log_text()  # what the start left: the imports, the policy...
 
 
+def test_credd_run_has_glibcs_thread_caches_off_in_the_same_process(moto_box: Sandbox) -> None:
+    """Started by hand (not by its unit, which sets it), `credd run` execs itself once with
+    GLIBC_TUNABLES (docs/performance.md, #7): the pid it was started as keeps serving."""
+    box = moto_box
+    box.start()
+    assert box.proc is not None
+    status = json.loads(box.ctl("status", "--json").stdout)
+    assert status["daemon"]["pid"] == box.proc.pid
+    environ = Path(f"/proc/{box.proc.pid}/environ").read_bytes().split(b"\0")
+    assert b"GLIBC_TUNABLES=glibc.malloc.tcache_count=0" in environ
+
+
 def test_sigterm_stops_cleanly_and_removes_the_socket(moto_box: Sandbox) -> None:
     """SIGTERM: exit 0 within a few seconds, socket file gone; credctl then exits 3."""
     box = moto_box
