@@ -455,6 +455,36 @@ class Bench:
                 per_hour <= 1.0,
             )
         )
+        self.results.extra["idle daemon, key in the file, keyring's null backend"] = (
+            self.idle_without_secret_service(sessions, roles)
+        )
+
+    def idle_without_secret_service(self, sessions: int, roles: int) -> dict[str, float]:
+        """#3's daemon again, but with its key in the file and keyring's null backend: what
+        the Secret Service's libraries (secretstorage, jeepney, cryptography) cost its RSS.
+
+        Untimed, one round: the same policy (rotation on, so IAM is asked the key's age)
+        and the endpoint listening; only the keyring differs.
+        """
+        home = self.home("idle-file", PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring")
+        key_id, secret = iam_user(self.moto.url, "bench-idle-file")
+        home.write(
+            policy=chain_policy(sessions, roles, rotate_every="90d"),
+            credentials=long_term_file(key_id, secret),
+        )
+        daemon = self.daemon(home)
+        daemon.start()
+        self.feed_all(home, sessions)
+        self.wait_all_fresh(home, sessions * (roles + 1))
+        run([CREDCTL, "exec", session_name(0), "--", "true"], env=home.env)
+        self.wait_key_age(home)
+        time.sleep(self.config.settle_seconds)
+        rss = vm_rss_kib(daemon.pid) / MIB
+        loaded = Path(f"/proc/{daemon.pid}/maps").read_text()
+        daemon.stop()
+        if "_rust.abi3.so" in loaded:
+            raise RuntimeError("keyring's null backend still loaded cryptography")
+        return {"RSS after settling (MiB)": round(rss, 1)}
 
     # ------------------------------------------------------------------ shortcuts
 
@@ -889,13 +919,25 @@ class Bench:
         features = [v for k, v in series.items() if "every library credd uses" in k]
         if row is not None and row.passed is False and bare and features:
             libraries = features[0].median
-            self.results.notes.append(
+            note = (
                 "#3a: a process that only imports the libraries the features need (boto3,"
                 " PyYAML, APScheduler, keyring with secretstorage, h11) and makes one STS"
                 f" client peaks at {libraries:.1f} MiB, already {libraries / bare.median:.2f}"
                 f" × the bare client ({bare.median:.1f} MiB) before any of credd's own code"
                 " or data: that is the floor a daemon with every feature starts from here."
             )
+            with_keyring = self.results.extra.get("idle daemon", {})
+            without = self.results.extra.get("idle daemon, key in the file, keyring's null backend")
+            if isinstance(with_keyring, dict) and isinstance(without, dict) and without:
+                ours = float(with_keyring["RSS after settling (MiB)"])
+                plain = float(without["RSS after settling (MiB)"])
+                note += (
+                    f" The same daemon with its key in the file and keyring's null backend"
+                    f" (secretstorage, jeepney and cryptography never loaded) settles at"
+                    f" {plain:.1f} MiB, {plain / bare.median:.2f} × the bare client: the Secret"
+                    f" Service's libraries are {ours - plain:.1f} MiB of the {ours:.1f}."
+                )
+            self.results.notes.append(note)
         row = rows.get("4a")
         if row is not None and row.passed is False:
             self.results.notes.append(
