@@ -47,22 +47,34 @@ def utc_seconds(text: str) -> int:
     """
     if len(text) != 20 or text[4] + text[7] + text[10] + text[13] + text[16] + text[19] != "--T::Z":
         raise ValueError(f"not a UTC time of the form 2026-11-26T08:00:00Z: {text[:40]!r}")
-    digits = text[0:4] + text[5:7] + text[8:10] + text[11:13] + text[14:16] + text[17:19]
-    if not (digits.isascii() and digits.isdigit()):
+    clock = text[11:13] + text[14:16] + text[17:19]
+    if not (clock.isascii() and clock.isdigit()):
         raise ValueError(f"not a UTC time of the form 2026-11-26T08:00:00Z: {text[:40]!r}")
-    year, month, day = int(digits[0:4]), int(digits[4:6]), int(digits[6:8])
-    hour, minute, second = int(digits[8:10]), int(digits[10:12]), int(digits[12:14])
-    if not (
-        year >= 1
-        and 1 <= month <= 12
-        and 1 <= day <= _days_in_month(year, month)
-        and hour < 24
-        and minute < 60
-        and second < 60
-    ):
+    hour, minute, second = int(clock[0:2]), int(clock[2:4]), int(clock[4:6])
+    days = _DAYS.get(text[:10])
+    if days is None:
+        days = _days_of(text)
+    if not (hour < 24 and minute < 60 and second < 60):
+        raise ValueError(f"not a valid UTC time: {text!r}")
+    return days * _SECONDS_PER_DAY + hour * 3600 + minute * 60 + second
+
+
+# Days since 1970 of the dates already read: `credctl status` reads two times per profile,
+# mostly of one or two dates (bench/ #2). Bounded, for a long-lived caller.
+_DAYS: dict[str, int] = {}
+
+
+def _days_of(text: str) -> int:
+    date = text[0:4] + text[5:7] + text[8:10]
+    if not (date.isascii() and date.isdigit()):
+        raise ValueError(f"not a UTC time of the form 2026-11-26T08:00:00Z: {text[:40]!r}")
+    year, month, day = int(date[0:4]), int(date[4:6]), int(date[6:8])
+    if not (year >= 1 and 1 <= month <= 12 and 1 <= day <= _days_in_month(year, month)):
         raise ValueError(f"not a valid UTC time: {text!r}")
     days = _days_since_1970(year, month, day)
-    return days * _SECONDS_PER_DAY + hour * 3600 + minute * 60 + second
+    if len(_DAYS) < 366:
+        _DAYS[text[:10]] = days
+    return days
 
 
 def _days_in_month(year: int, month: int) -> int:
