@@ -117,10 +117,12 @@ def test_encode_refuses_what_json_does_not_have(value: float) -> None:
         protocol.encode({"v": value})
 
 
-def test_encode_refuses_keys_that_are_not_strings() -> None:
-    """json.dumps would turn 1 into "1"; the wire never needs it, so it is a TypeError."""
-    with pytest.raises(TypeError, match="key must be a string"):
-        protocol.encode({1: "x"})  # type: ignore[dict-item]
+def test_encode_writes_keys_and_refuses_values_as_json_dumps_does() -> None:
+    """It is json.dumps's own C encoder: 1 as a key is "1"; a value with no JSON form is a
+    TypeError that names its type, and shows nothing of it."""
+    assert protocol.encode({1: "x"}) == b'{"1":"x"}\n'  # type: ignore[dict-item]
+    with pytest.raises(TypeError, match=r"^bytes has no JSON form$"):
+        protocol.encode({"v": b"CANARYsecret"})
 
 
 def test_decode_errors_need_no_json_loaded_beforehand() -> None:
