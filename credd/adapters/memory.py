@@ -72,7 +72,10 @@ def restart_without_thread_caches(
     if "glibc.malloc.tcache_count=" in tunables or not sys.executable or not _glibc():
         return False
     environ["GLIBC_TUNABLES"] = f"{tunables}:{TCACHE_OFF}" if tunables else TCACHE_OFF
-    execve(sys.executable, [sys.executable, *argv[1:]], environ)
+    try:
+        execve(sys.executable, [sys.executable, *argv[1:]], environ)
+    except OSError:  # the interpreter cannot be run again: go on as the caches are
+        return False
     return True  # only where `execve` returns: a test's
 
 

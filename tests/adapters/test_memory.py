@@ -122,3 +122,10 @@ def test_elsewhere_than_glibc_nothing_is_done(monkeypatch: pytest.MonkeyPatch) -
     execve = _Exec()
     assert restart_without_thread_caches({}, ["credd", "run"], execve) is False
     assert execve.calls == []
+
+
+def test_an_exec_that_fails_leaves_the_daemon_to_start_as_it_is() -> None:
+    def failing(path: str, args: list[str], env: dict[str, str]) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    assert restart_without_thread_caches({}, ["credd", "run"], failing) is False
