@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args["command"] == "run" and argv is None:
         from credd.adapters.memory import restart_without_thread_caches
 
-        restart_without_thread_caches()
+        restart_without_thread_caches()  # under glibc, an exec (same pid) at most once
     try:
         return _dispatch(args, env)
     except CreddError as error:
