@@ -175,7 +175,7 @@ class AwsClients:
     """The one botocore session credd makes its AWS clients from: STS, and IAM for rotation.
 
     One, not one per adapter: each session loads botocore's endpoint data and service
-    models anew, and an idle daemon kept them twice (6 MiB, docs/performance.md #3).
+    models anew, and an idle daemon kept them twice (7.8 MiB, docs/performance.md #3).
     Making a client from a session is not thread-safe in botocore; the lock makes it so.
     The clients, once made, are.
     """
