@@ -41,32 +41,6 @@ class Scheduler(Protocol):
         ...
 
 
-class _CoalescingAsyncIOScheduler(AsyncIOScheduler):  # type: ignore[misc]
-    """AsyncIOScheduler whose wakeups coalesce: at most one waits on the loop at a time.
-
-    Its own `wakeup` goes through `call_soon_threadsafe` once per job added, a byte into
-    the event loop's self-pipe each. Planning 1,000 profiles at once filled that pipe,
-    so the SIGTERM that came next could not be written to it and was lost: the daemon
-    never stopped (bench/RESULTS.md #6). It also ran the job store once per job added.
-    """
-
-    _wakeup_queued = False
-
-    def wakeup(self) -> None:
-        """Have the loop look at the jobs again, soon; a wakeup already queued will do."""
-        if self._wakeup_queued:
-            return
-        self._wakeup_queued = True
-        self._eventloop.call_soon_threadsafe(self._wake)
-
-    def _wake(self) -> None:
-        self._wakeup_queued = False
-        if not self.running:
-            return
-        self._stop_timer()
-        self._start_timer(self._process_jobs())
-
-
 # The id of the one job APScheduler holds: the alarm for the earliest profile's time.
 _ALARM = "credd-next"
 
@@ -93,7 +67,7 @@ class ApsScheduler:
     def __init__(self, now: Callable[[], datetime] = _utc_now) -> None:
         # APScheduler logs every job run at INFO; that is noise in a daemon's journal.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
-        self._scheduler = _CoalescingAsyncIOScheduler(
+        self._scheduler = AsyncIOScheduler(
             timezone=UTC, job_defaults={"misfire_grace_time": None, "coalesce": True}
         )
         self._now = now
@@ -121,7 +95,9 @@ class ApsScheduler:
             self._heap = [(w, t, n) for n, (w, t, _) in self._planned.items()]
             heapq.heapify(self._heap)
         if (self._alarm is None or when < self._alarm) and not self._arming:
-            # Planning 1,000 profiles sets the alarm once, after the last of them.
+            # Planning 1,000 profiles sets the alarm once, after the last of them: one
+            # APScheduler wakeup, one byte into the loop's self-pipe. One per profile once
+            # filled that pipe, and the SIGTERM that came next was lost (bench/ #6).
             self._arming = True
             asyncio.get_running_loop().call_soon(self._arm)
 
@@ -131,7 +107,8 @@ class ApsScheduler:
 
     def wakeup(self) -> None:
         """Make APScheduler recompute the alarm's wait from the wall clock."""
-        self._scheduler.wakeup()
+        if self._scheduler.running:
+            self._scheduler.wakeup()
 
     def shutdown(self) -> None:
         """Stop without waiting: the daemon cancels its own work."""
