@@ -131,10 +131,7 @@ class FileCustody:
     async def inspect(self, path: Path | None = None) -> FileHealth:
         """Look at the file (or at `path`, the file a reload moves to) before it is used."""
         if path is None or path == self.path:
-            writer = self._writer
-            signature = await self._in_thread(writer.signature)
-            health = await self._in_thread(writer.inspect)
-            self._inspected = signature
+            health, _ = await self.inspect_and_read()
             return health
         other = self._writer_for(path)
         try:
