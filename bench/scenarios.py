@@ -335,20 +335,7 @@ class Bench:
         """
         sessions, roles = self.config.idle_profiles
         count = sessions * (roles + 1)
-        home = self.home("idle", **self.keyring)
-        key_id, secret = iam_user(self.moto.url, "bench-idle")
-        home.write(
-            policy=chain_policy(sessions, roles, rotate_every="90d"),
-            credentials=long_term_file(key_id, secret),
-        )
-        run([CREDD, "keys", "import", "default"], env=home.env)
-        if secret in home.credentials.read_text():
-            raise RuntimeError("credd keys import left the secret in the credentials file")
-        daemon = self.daemon(home)
-        daemon.start()
-        self.feed_all(home, sessions)
-        self.wait_all_fresh(home, count)
-        run([CREDCTL, "exec", session_name(0), "--", "true"], env=home.env)
+        home, daemon = self.idle_daemon("idle", keys_in_keyring=True, **self.keyring)
         # The profiles' table: a header and a line each (the source keys' table follows).
         listing = self.ctl(home, "status").stdout
         lines = listing.split("\n\n")[0].count("\n") + 1
@@ -456,27 +443,44 @@ class Bench:
             )
         )
         self.results.extra["idle daemon, key in the file, keyring's null backend"] = (
-            self.idle_without_secret_service(sessions, roles)
+            self.idle_without_secret_service()
         )
 
-    def idle_without_secret_service(self, sessions: int, roles: int) -> dict[str, float]:
+    def idle_daemon(self, name: str, *, keys_in_keyring: bool, **env: str) -> tuple[Home, Daemon]:
+        """#3's daemon, started: `idle_profiles` profiles with every code fed and all fresh,
+        rotation on (an IAM user in moto knows the key, so its age is asked) and the
+        endpoint listening (one `credctl exec` asked for it). With `keys_in_keyring`, the
+        long-term key is moved into the keyring by `credd keys import` first."""
+        sessions, roles = self.config.idle_profiles
+        home = self.home(name, **env)
+        key_id, secret = iam_user(self.moto.url, f"bench-{name}")
+        home.write(
+            policy=chain_policy(sessions, roles, rotate_every="90d"),
+            credentials=long_term_file(key_id, secret),
+        )
+        if keys_in_keyring:
+            run([CREDD, "keys", "import", "default"], env=home.env)
+            if secret in home.credentials.read_text():
+                raise RuntimeError("credd keys import left the secret in the credentials file")
+        daemon = self.daemon(home)
+        daemon.start()
+        self.feed_all(home, sessions)
+        self.wait_all_fresh(home, sessions * (roles + 1))
+        run([CREDCTL, "exec", session_name(0), "--", "true"], env=home.env)
+        return home, daemon
+
+    def idle_without_secret_service(self) -> dict[str, float]:
         """#3's daemon again, but with its key in the file and keyring's null backend: what
         the Secret Service's libraries (secretstorage, jeepney, cryptography) cost its RSS.
 
         Untimed, one round: the same policy (rotation on, so IAM is asked the key's age)
         and the endpoint listening; only the keyring differs.
         """
-        home = self.home("idle-file", PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring")
-        key_id, secret = iam_user(self.moto.url, "bench-idle-file")
-        home.write(
-            policy=chain_policy(sessions, roles, rotate_every="90d"),
-            credentials=long_term_file(key_id, secret),
+        home, daemon = self.idle_daemon(
+            "idle-file",
+            keys_in_keyring=False,
+            PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring",
         )
-        daemon = self.daemon(home)
-        daemon.start()
-        self.feed_all(home, sessions)
-        self.wait_all_fresh(home, sessions * (roles + 1))
-        run([CREDCTL, "exec", session_name(0), "--", "true"], env=home.env)
         self.wait_key_age(home)
         time.sleep(self.config.settle_seconds)
         rss = vm_rss_kib(daemon.pid) / MIB
