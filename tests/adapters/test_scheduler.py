@@ -8,10 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from credd.adapters.scheduler import ApsScheduler
+
+
+def _recording() -> tuple[list[str], Callable[[str], Awaitable[None]]]:
+    """A job that records the names it is run for, and the list it records them in."""
+    ran: list[str] = []
+
+    async def job(name: str) -> None:
+        ran.append(name)
+
+    return ran, job
+
+
+async def _until(condition: Any, seconds: float = 3.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
 
 
 async def test_a_job_that_comes_due_while_the_loop_was_blocked_still_runs() -> None:
@@ -19,17 +36,10 @@ async def test_a_job_that_comes_due_while_the_loop_was_blocked_still_runs() -> N
     ours runs it late instead. The loop is blocked 1.5 s past the job's time to make it late."""
     scheduler = ApsScheduler()
     scheduler.start()
-    ran: list[str] = []
-
-    async def job(name: str) -> None:
-        ran.append(name)
-
+    ran, job = _recording()
     scheduler.at("p", datetime.now(UTC) + timedelta(milliseconds=50), job)
     time.sleep(1.6)  # the event loop (and APScheduler's timer) cannot run meanwhile
-    for _ in range(200):
-        if ran:
-            break
-        await asyncio.sleep(0.01)
+    await _until(lambda: ran, seconds=2.0)
     scheduler.shutdown()
     assert ran == ["p"]
 
@@ -38,10 +48,7 @@ async def test_a_job_planned_again_replaces_the_first_and_cancel_forgets_it() ->
     """One job per profile: re-planning moves it; cancel removes it."""
     scheduler = ApsScheduler()
     scheduler.start()
-    ran: list[str] = []
-
-    async def job(name: str) -> None:
-        ran.append(name)
+    ran, job = _recording()
 
     soon = datetime.now(UTC) + timedelta(milliseconds=50)
     scheduler.at("a", soon + timedelta(hours=1), job)
@@ -49,10 +56,7 @@ async def test_a_job_planned_again_replaces_the_first_and_cancel_forgets_it() ->
     scheduler.at("b", soon, job)
     scheduler.cancel("b")
     scheduler.cancel("never-planned")
-    for _ in range(200):
-        if ran:
-            break
-        await asyncio.sleep(0.01)
+    await _until(lambda: ran, seconds=2.0)
     await asyncio.sleep(0.1)
     scheduler.wakeup()
     scheduler.shutdown()
@@ -92,12 +96,6 @@ async def test_planning_a_thousand_profiles_queues_one_wakeup_not_a_thousand() -
         scheduler.shutdown()
 
 
-async def _until(condition: Any, seconds: float = 3.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
-
-
 async def test_profiles_run_in_time_order_each_once_as_the_alarm_moves_from_one_to_the_next() -> (
     None
 ):
@@ -105,10 +103,7 @@ async def test_profiles_run_in_time_order_each_once_as_the_alarm_moves_from_one_
     each runs once, at its own time, in time order."""
     scheduler = ApsScheduler()
     scheduler.start()
-    ran: list[str] = []
-
-    async def job(name: str) -> None:
-        ran.append(name)
+    ran, job = _recording()
 
     now = datetime.now(UTC)
     scheduler.at("c", now + timedelta(milliseconds=300), job)
@@ -152,10 +147,7 @@ async def test_re_planning_the_same_profile_again_and_again_keeps_its_memory_bou
     entries it leaves behind are dropped, not kept until their old times come up."""
     scheduler = ApsScheduler()
     scheduler.start()
-    ran: list[str] = []
-
-    async def job(name: str) -> None:
-        ran.append(name)
+    ran, job = _recording()
 
     later = datetime.now(UTC) + timedelta(hours=1)
     for i in range(10_000):
