@@ -1,8 +1,14 @@
-"""Measuring whole processes from outside: wall time, peak RSS and CPU of each child.
+"""Measuring whole processes from outside: wall time and CPU of each child, and peak RSS.
 
 Every timed command is a real subprocess. Its wall time is `time.perf_counter()`
-around spawn-to-reap; its peak RSS and CPU come from the kernel's rusage for
-that one child (`os.wait4`), so nothing inside the measured program is trusted.
+around spawn-to-reap; its CPU comes from the kernel's rusage for that one child
+(`os.wait4`), so nothing inside the measured program is trusted for either.
+
+A peak RSS cannot come from that rusage: `subprocess` starts a child with vfork,
+and the kernel then counts the parent's own peak into the child's `ru_maxrss`
+(the bench process's, 50 MiB and more, reported for a 45 MiB child). The child
+reads its own `VmHWM` as its last act instead (`peak_rss_mib`): the high-water
+mark of the memory its exec began with, nothing of the parent's.
 """
 
 from __future__ import annotations
@@ -23,7 +29,6 @@ class Run:
     """One finished child process."""
 
     wall: float  # seconds, spawn to reap
-    maxrss_kib: int  # peak resident set, KiB (ru_maxrss on Linux)
     cpu: float  # user + system seconds
     status: int
     stdout: str
@@ -65,11 +70,23 @@ def run(
             raise CommandFailed(f"{' '.join(argv)} exited {status}:\n{tail}")
     return Run(
         wall=wall,
-        maxrss_kib=usage.ru_maxrss,
         cpu=usage.ru_utime + usage.ru_stime,
         status=status,
         stdout=text,
     )
+
+
+# Appended to a `python -c` program: print the process's peak RSS (KiB) as it ends.
+_PRINT_PEAK = (
+    "\nfor _line in open('/proc/self/status'):"
+    "\n    _line.startswith('VmHWM:') and print(_line.split()[1])"
+)
+
+
+def peak_rss_mib(python: str, code: str, *, env: Mapping[str, str]) -> float:
+    """The peak RSS of `python -c code` (its VmHWM as it ends), MiB."""
+    done = run([python, "-c", code + _PRINT_PEAK], env=env)
+    return int(done.stdout.split()[-1]) / 1024
 
 
 def _reap(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, resource.struct_rusage]:

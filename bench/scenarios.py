@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import Run, Series, cpu_seconds, interleave, run, vm_hwm_kib, vm_rss_kib
+from harness import Run, Series, cpu_seconds, interleave, peak_rss_mib, run, vm_hwm_kib, vm_rss_kib
 from stack import (
     AWS,
     AWS_MFA,
@@ -363,13 +363,10 @@ class Bench:
                     run([PYTHON, "-c", "pass"], env=home.env).wall * 1000
                 ),
                 "bare": lambda: bare.values.append(
-                    run(
-                        [PYTHON, "-c", "import boto3; boto3.client('sts')"], env=home.env
-                    ).maxrss_kib
-                    / MIB
+                    peak_rss_mib(PYTHON, "import boto3; boto3.client('sts')", env=home.env)
                 ),
                 "features": lambda: features.values.append(
-                    run([PYTHON, "-c", FEATURE_IMPORTS], env=home.env).maxrss_kib / MIB
+                    peak_rss_mib(PYTHON, FEATURE_IMPORTS, env=home.env)
                 ),
                 "import": lambda: bare_import.values.append(
                     run([PYTHON, "-c", "import boto3"], env=home.env).wall * 1000
