@@ -43,7 +43,7 @@ HELPERS = str(Path(__file__).with_name("helpers.py"))
 CTL_VARIANT = str(Path(__file__).with_name("ctl_variant.py"))
 # What a daemon with every feature loads before it does anything (#3's second floor).
 FEATURE_IMPORTS = (
-    "import boto3, yaml, apscheduler.schedulers.asyncio, keyring, secretstorage, h11;"
+    "import boto3, yaml, apscheduler.schedulers.asyncio, keyring.core, jeepney.io.blocking, h11;"
     " boto3.client('sts')"
 )
 MIB = 1024.0
@@ -404,6 +404,7 @@ class Bench:
         cpu = cpu_seconds(daemon.pid) - cpu_start
         rss_end = vm_rss_kib(daemon.pid) / MIB
         hwm = vm_hwm_kib(daemon.pid) / MIB
+        cryptography = _loads_cryptography(daemon.pid)
         daemon.stop()
         rss = max(rss_start, rss_end)
         per_hour = cpu * 3600 / idle
@@ -415,6 +416,7 @@ class Bench:
             "idle period (s)": round(idle, 1),
             "CPU during it (s)": round(cpu, 3),
             "the libraries alone, over the bare client": round(features.median / bare.median, 2),
+            "cryptography (SecretStorage's) loaded": "yes" if cryptography else "no",
         }
         self.results.rows.append(
             Row(
@@ -468,7 +470,7 @@ class Bench:
 
     def idle_without_secret_service(self) -> dict[str, float]:
         """#3's daemon again, but with its key in the file and keyring's null backend: what
-        the Secret Service's libraries (secretstorage, jeepney, cryptography) cost its RSS.
+        speaking to the Secret Service (jeepney, and the calls) costs its RSS.
 
         Untimed, one round: the same policy (rotation on, so IAM is asked the key's age)
         and the endpoint listening; only the keyring differs.
@@ -481,9 +483,9 @@ class Bench:
         self.wait_key_age(home)
         time.sleep(self.config.settle_seconds)
         rss = vm_rss_kib(daemon.pid) / MIB
-        loaded = Path(f"/proc/{daemon.pid}/maps").read_text()
+        cryptography = _loads_cryptography(daemon.pid)
         daemon.stop()
-        if "_rust.abi3.so" in loaded:
+        if cryptography:
             raise RuntimeError("keyring's null backend still loaded cryptography")
         return {"RSS after settling (MiB)": round(rss, 1)}
 
@@ -922,7 +924,7 @@ class Bench:
             libraries = features[0].median
             note = (
                 "#3a: a process that only imports the libraries the features need (boto3,"
-                " PyYAML, APScheduler, keyring with secretstorage, h11) and makes one STS"
+                " PyYAML, APScheduler, keyring, jeepney, h11) and makes one STS"
                 f" client peaks at {libraries:.1f} MiB, already {libraries / bare.median:.2f}"
                 f" × the bare client ({bare.median:.1f} MiB) before any of credd's own code"
                 " or data: that is the floor a daemon with every feature starts from here."
@@ -934,9 +936,9 @@ class Bench:
                 plain = float(without["RSS after settling (MiB)"])
                 note += (
                     f" The same daemon with its key in the file and keyring's null backend"
-                    f" (secretstorage, jeepney and cryptography never loaded) settles at"
-                    f" {plain:.1f} MiB, {plain / bare.median:.2f} × the bare client: the Secret"
-                    f" Service's libraries are {ours - plain:.1f} MiB of the {ours:.1f}."
+                    f" (the Secret Service never spoken to) settles at {plain:.1f} MiB,"
+                    f" {plain / bare.median:.2f} × the bare client: the Secret Service is"
+                    f" {ours - plain:.1f} MiB of the {ours:.1f}."
                 )
             self.results.notes.append(note)
         row = rows.get("4a")
@@ -945,6 +947,11 @@ class Bench:
                 "#4a: see the floor under Other observations: credd's time against the"
                 " network floor and its own pacing, and its CPU per round."
             )
+
+
+def _loads_cryptography(pid: int) -> bool:
+    """Whether `cryptography`'s Rust extension (what SecretStorage loads) is mapped."""
+    return "_rust.abi3.so" in Path(f"/proc/{pid}/maps").read_text()
 
 
 def _aws_cli(code: str) -> list[str]:

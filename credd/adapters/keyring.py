@@ -1,14 +1,24 @@
-"""Long-term keys in the OS keyring: the only home of the `keyring` library.
+"""Long-term keys in the OS keyring: the only home of `keyring` and `jeepney`.
 
 One item per profile (SPEC.md "Long-term keys"): service `credd`, user the
 profile's name, and as the password a small JSON object holding the access
 key id, the secret and when it was stored. The backend is the platform's own
-(Secret Service on Linux, the Keychain on macOS), chosen by `keyring` itself
-and its configuration (`PYTHON_KEYRING_BACKEND`, `keyringrc.cfg`).
+(Secret Service on Linux, the Keychain on macOS): the one `keyring`'s
+configuration names (`PYTHON_KEYRING_BACKEND`, `keyringrc.cfg`), else the
+Secret Service on the session bus, else the one `keyring` itself finds.
 
-`keyring` is imported on first use, never when this module is imported: credd
-imports this module wherever a source profile's keys may live in the keyring,
-and only a profile whose keys are really looked up pays for the library.
+The Secret Service is spoken to by `_SecretService` below, over D-Bus with
+jeepney, rather than by `keyring`'s own backend: that one goes through
+SecretStorage, which loads `cryptography` (6.4 MiB resident, a tenth of the
+idle daemon's RSS; docs/performance.md) to encrypt the secret on its way over
+the session bus. `_SecretService` reads and writes the items exactly as
+`keyring`'s backend does, so each reads what the other wrote; the secret
+crosses the bus in the Secret Service's `plain` transfer (docs/keys.md says why
+that gives nothing away, and how to have keyring's own backend instead).
+
+`keyring` and jeepney are imported on first use, never when this module is
+imported: credd imports this module wherever a source profile's keys may live
+in the keyring, and only a profile whose keys are really looked up pays for them.
 
 Every call can block (an unlock dialog, a slow D-Bus): the daemon makes them
 in its thread pool, never on the event loop. Every failure leaves this module
@@ -167,17 +177,10 @@ class Keyring:
             return None
         # A chainer (several backends viable) asks them in turn; look at its Secret Service.
         members = getattr(backend, "backends", [backend])
-        if not any(type(b).__module__ == "keyring.backends.SecretService" for b in members):
+        if not any(_is_secret_service(b) for b in members):
             return None
         try:
-            import secretstorage
-
-            connection = secretstorage.dbus_init()
-            try:
-                items = secretstorage.search_items(connection, {"service": SERVICE})
-                return frozenset(item.get_attributes().get("username", "") for item in items) - {""}
-            finally:
-                connection.close()
+            return _SecretService().usernames(SERVICE)
         except Exception as error:  # D-Bus gone, or the service refused: cannot tell
             log.debug("keyring: cannot list items: %s", type(error).__name__)
             return None
@@ -229,14 +232,17 @@ class Keyring:
             from keyring.backends import fail
 
             try:
-                # Chosen afresh for each Keyring, not once per process: the session bus
-                # (or the configuration) may have come since the last choice, and the
-                # library judges which backends are viable only once unless told again
-                # (a daemon started before the Secret Service would never find it).
-                with contextlib.suppress(KeyError):  # KeyError: never judged yet
-                    keyring.backend.get_all_keyring.reset()
-                keyring.core.init_backend()
-                backend = keyring.core.get_keyring()
+                backend = (
+                    keyring.core.load_env() or keyring.core.load_config() or _SecretService.find()
+                )
+                if backend is None:
+                    # Chosen afresh for each Keyring, not once per process: the
+                    # configuration may have come since the last choice, and the library
+                    # judges which backends are viable only once unless told again.
+                    with contextlib.suppress(KeyError):  # KeyError: never judged yet
+                        keyring.backend.get_all_keyring.reset()
+                    keyring.core.init_backend()
+                    backend = keyring.core.get_keyring()
             except Exception:  # none viable: keyring says so with a RuntimeError
                 backend = None
             if backend is None or isinstance(backend, fail.Keyring):
@@ -287,3 +293,211 @@ def long_term_keys(
     if stored is not None:
         return stored.credentials(), "keyring"
     return (in_file, "file") if in_file is not None else None
+
+
+def _is_secret_service(backend: Any) -> bool:
+    """Ours, or `keyring`'s own (when its configuration names it)."""
+    return isinstance(backend, _SecretService) or (
+        type(backend).__module__ == "keyring.backends.SecretService"
+    )
+
+
+# The Secret Service API (freedesktop.org), as `_SecretService` speaks it.
+_BUS_NAME = "org.freedesktop.secrets"
+_SECRET = "org.freedesktop.Secret."
+_SERVICE_PATH = "/org/freedesktop/secrets"
+_DEFAULT_COLLECTION = "/org/freedesktop/secrets/aliases/default"
+_NO_OBJECT = "/"  # the path that means "none" (no item, no prompt)
+
+
+class _SecretService:
+    """credd's items in the Secret Service, as `keyring`'s Secret Service backend keeps
+    them (the same methods, errors, attributes and label), spoken over D-Bus by jeepney.
+
+    Items are stored in the default collection, with attributes `service`, `username`
+    and `application` ("Python keyring library", keyring's own); a locked collection or
+    item is unlocked through the service's prompt (a dialog on a desktop), and one that
+    stays locked is `KeyringLocked`. Every call opens its own connection and closes it:
+    the daemon calls from its worker threads, and a connection is not shared.
+    """
+
+    name = "SecretService Keyring"
+    _APPLICATION = "Python keyring library"
+
+    def __repr__(self) -> str:
+        return "_SecretService()"
+
+    @classmethod
+    def find(cls) -> _SecretService | None:
+        """One when a Secret Service runs on the session bus, or can be started by it."""
+        from jeepney.bus_messages import message_bus
+        from jeepney.io.blocking import Proxy
+
+        try:
+            with _Conversation() as talk:
+                bus = Proxy(message_bus, talk.connection)
+                if bus.NameHasOwner(_BUS_NAME)[0] or _BUS_NAME in bus.ListActivatableNames()[0]:
+                    return cls()
+        except Exception as error:  # no session bus (or none that answers)
+            log.debug("keyring: no Secret Service: %s", type(error).__name__)
+        return None
+
+    def get_password(self, service: str, username: str) -> str | None:
+        with _Conversation() as talk:
+            collection = talk.unlocked(talk.default_collection())
+            for item in talk.search(collection, service, username):
+                talk.unlocked(item, "Item")
+                secret = talk.call(item, "Item", "GetSecret", "o", talk.session())[0]
+                return bytes(secret[2]).decode("utf-8")
+        return None
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        properties = {
+            _SECRET + "Item.Label": ("s", f"Password for '{username}' on '{service}'"),
+            _SECRET + "Item.Attributes": (
+                "a{ss}",
+                {"service": service, "username": username, "application": self._APPLICATION},
+            ),
+        }
+        with _Conversation() as talk:
+            collection = talk.unlocked(talk.default_collection())
+            secret = (talk.session(), b"", password.encode("utf-8"), "text/plain")
+            item, prompt = talk.call(
+                collection, "Collection", "CreateItem", "a{sv}(oayays)b", properties, secret, True
+            )
+            if item == _NO_OBJECT:
+                talk.prompt(prompt)
+
+    def delete_password(self, service: str, username: str) -> None:
+        from keyring.errors import PasswordDeleteError
+
+        with _Conversation() as talk:
+            collection = talk.unlocked(talk.default_collection())
+            for item in talk.search(collection, service, username):
+                talk.prompt(talk.call(item, "Item", "Delete")[0])
+                return
+        raise PasswordDeleteError("No such password!")
+
+    def usernames(self, service: str) -> frozenset[str]:
+        """The users of `service`'s items in every collection, read without unlocking (the
+        service shows items' attributes while they are locked)."""
+        with _Conversation() as talk:
+            unlocked, locked = talk.call(
+                _SERVICE_PATH, "Service", "SearchItems", "a{ss}", {"service": service}
+            )
+            users = {
+                talk.property(item, "Item", "Attributes").get("username", "")
+                for item in (*unlocked, *locked)
+            }
+        return frozenset(users) - {""}
+
+
+class _Conversation:
+    """One connection to the session bus, and the Secret Service calls made on it."""
+
+    def __init__(self) -> None:
+        from jeepney.io.blocking import open_dbus_connection
+
+        self.connection = open_dbus_connection("SESSION")
+        self._session: str | None = None
+
+    def __enter__(self) -> _Conversation:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.connection.close()
+
+    def call(
+        self, path: str, interface: str, method: str, signature: str | None = None, *args: Any
+    ) -> Any:
+        """A method of `org.freedesktop.Secret.<interface>` at `path`; its reply's body.
+        An error reply raises jeepney's DBusErrorResponse."""
+        from jeepney import DBusAddress, new_method_call
+        from jeepney.wrappers import unwrap_msg
+
+        address = DBusAddress(path, bus_name=_BUS_NAME, interface=_SECRET + interface)
+        message = new_method_call(address, method, signature, args)
+        return unwrap_msg(self.connection.send_and_get_reply(message))
+
+    def property(self, path: str, interface: str, name: str) -> Any:
+        from jeepney import DBusAddress, Properties
+        from jeepney.wrappers import unwrap_msg
+
+        address = DBusAddress(path, bus_name=_BUS_NAME, interface=_SECRET + interface)
+        reply = self.connection.send_and_get_reply(Properties(address).get(name))
+        return unwrap_msg(reply)[0][1]
+
+    def default_collection(self) -> str:
+        """The default collection's path (the alias, which the service resolves); one is
+        created when there is none (the service asks the user), as keyring does."""
+        from jeepney import DBusErrorResponse
+
+        try:
+            self.property(_DEFAULT_COLLECTION, "Collection", "Label")
+            return _DEFAULT_COLLECTION
+        except DBusErrorResponse as error:
+            if error.name not in (
+                "org.freedesktop.Secret.Error.NoSuchObject",
+                "org.freedesktop.DBus.Error.UnknownObject",
+                "org.freedesktop.DBus.Error.UnknownMethod",
+            ):
+                raise
+        label = {_SECRET + "Collection.Label": ("s", "Default")}
+        collection, prompt = self.call(
+            _SERVICE_PATH, "Service", "CreateCollection", "a{sv}s", label, "default"
+        )
+        if collection == _NO_OBJECT:
+            collection = self.prompt(prompt)
+        return str(collection)
+
+    def unlocked(self, path: str, interface: str = "Collection") -> str:
+        """`path`, unlocked through the service's prompt if it is locked; `KeyringLocked`
+        when it stays locked (the prompt dismissed, or none can be shown)."""
+        if self.property(path, interface, "Locked"):
+            self.prompt(self.call(_SERVICE_PATH, "Service", "Unlock", "ao", [path])[1])
+            if self.property(path, interface, "Locked"):
+                from keyring.errors import KeyringLocked
+
+                raise KeyringLocked(f"Failed to unlock the {interface.lower()}!")
+        return path
+
+    def search(self, collection: str, service: str, username: str) -> list[str]:
+        found: list[str] = self.call(
+            collection,
+            "Collection",
+            "SearchItems",
+            "a{ss}",
+            {"username": username, "service": service},
+        )[0]
+        return found
+
+    def session(self) -> str:
+        """A session whose secrets cross the bus as they are (`plain`)."""
+        if self._session is None:
+            self._session = self.call(
+                _SERVICE_PATH, "Service", "OpenSession", "sv", "plain", ("s", "")
+            )[1]
+        return self._session
+
+    def prompt(self, prompt: str) -> Any:
+        """Show the service's prompt (none when `prompt` is "/") and wait for the user's
+        answer; its result, or `KeyringLocked` when it was dismissed."""
+        if prompt == _NO_OBJECT:
+            return None
+        from jeepney import MatchRule
+        from jeepney.bus_messages import message_bus
+        from jeepney.io.blocking import Proxy
+
+        rule = MatchRule(
+            type="signal", interface=_SECRET + "Prompt", member="Completed", path=prompt
+        )
+        with self.connection.filter(rule) as completions:
+            # The service may send the signal to no one in particular: ask the bus for it.
+            Proxy(message_bus, self.connection).AddMatch(rule)
+            self.call(prompt, "Prompt", "Prompt", "s", "")
+            dismissed, (_, result) = self.connection.recv_until_filtered(completions).body
+        if dismissed:
+            from keyring.errors import KeyringLocked
+
+            raise KeyringLocked("The prompt was dismissed")
+        return result

@@ -4,10 +4,13 @@ Keyring on a private session bus, tests/support/secret_service.py)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
-from support.secret_service import SecretService
+from support.secret_service import SecretService, secret_service
 
 from credd.adapters.keyring import SERVICE, Keyring, StoredKey, long_term_keys
 from credd.credentials import Credentials
@@ -84,13 +87,84 @@ def test_delete(secret_service_env: SecretService) -> None:
 
 def test_an_item_credd_did_not_write_is_refused(secret_service_env: SecretService) -> None:
     """Someone else's password under service `credd` is not taken for a key."""
-    import keyring as keyring_library
+    from keyring.backends import SecretService as keyrings_own
 
-    keyring_library.core.init_backend()
-    keyring_library.set_password(SERVICE, "alice", "hunter2-canary")
+    keyrings_own.Keyring().set_password(SERVICE, "alice", "hunter2-canary")
     with pytest.raises(KeyringError, match="does not hold credd's access key") as caught:
         keyring().get("alice")
     assert "hunter2" not in caught.value.message
+
+
+def test_keyring_and_credd_read_each_others_items(secret_service_env: SecretService) -> None:
+    """credd speaks to the Secret Service itself, and keeps its items exactly as `keyring`'s
+    own backend does (attributes, label, default collection): each reads what the other
+    wrote, so `keyring get credd PROFILE` still shows a profile's item."""
+    from keyring.backends import SecretService as keyrings_own
+
+    own = keyrings_own.Keyring()
+    stored = keyring().put("alice", KEY_ID, SECRET)
+    assert json.loads(own.get_password(SERVICE, "alice")) == json.loads(stored.encode())
+    own.set_password(SERVICE, "bob", stored.encode())
+    assert keyring().get("bob") == stored
+    assert secret_service_env.items() == {
+        user: (
+            f"Password for '{user}' on '{SERVICE}'",
+            {"service": SERVICE, "username": user, "application": "Python keyring library"},
+        )
+        for user in ("alice", "bob")
+    }
+    assert keyring().describe() == "SecretService Keyring"
+
+
+def test_the_secret_service_is_reached_without_cryptography(
+    secret_service_env: SecretService,
+) -> None:
+    """What the daemon keeps resident (docs/performance.md, #3): jeepney, not SecretStorage
+    and `cryptography`, for every call a profile's key makes."""
+    script = (
+        "import sys\n"
+        "from credd.adapters.keyring import Keyring\n"
+        "store = Keyring()\n"
+        f"store.put('alice', {KEY_ID!r}, {SECRET!r})\n"
+        f"assert store.get('alice').secret_access_key == {SECRET!r}\n"
+        "assert store.profiles() == {'alice'}\n"
+        "assert store.delete('alice')\n"
+        "print(sorted(m for m in ('cryptography', 'secretstorage', 'jeepney') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.strip() == "['jeepney']"
+
+
+def test_keyrings_own_configuration_wins(
+    secret_service_env: SecretService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backend named in `PYTHON_KEYRING_BACKEND` is used as it is, `keyring`'s own Secret
+    Service backend included (and its items are still listed without unlocking)."""
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.SecretService.Keyring")
+    store = keyring()
+    store.put("alice", KEY_ID, SECRET)
+    assert repr(store) == "Keyring(backend=Keyring)"
+    secret_service_env.lock()
+    assert keyring().profiles() == frozenset({"alice"})
+    secret_service_env.unlock()
+    assert keyring().get("alice") == StoredKey(KEY_ID, SECRET, WHEN)
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+    assert keyring().get("alice") is None and keyring().profiles() is None
+
+
+def test_a_keyring_with_no_default_collection(tmp_path: Path) -> None:
+    """With no default collection one is asked for, as `keyring` does; a prompt that
+    cannot be answered (a headless machine) is a clear error, and nothing is stored."""
+    with secret_service(tmp_path) as service, pytest.MonkeyPatch.context() as patch:
+        for name, value in service.env.items():
+            patch.setenv(name, value)
+        service.remove_default_collection()
+        with pytest.raises(KeyringError, match="in the keyring: the keyring is locked;"):
+            keyring().put("alice", KEY_ID, SECRET)
+        assert keyring().profiles() == frozenset()
 
 
 def test_stored_key_repr_masks() -> None:

@@ -133,6 +133,30 @@ class SecretService:
         finally:
             connection.close()
 
+    def items(self, service: str = "credd") -> dict[str, tuple[str, dict[str, str]]]:
+        """Every item of `service`: user -> (label, attributes), read without unlocking."""
+        import secretstorage
+
+        with contextlib.closing(self._connect()) as connection:
+            return {
+                item.get_attributes()["username"]: (item.get_label(), item.get_attributes())
+                for item in secretstorage.search_items(connection, {"service": service})
+            }
+
+    def remove_default_collection(self) -> None:
+        """Delete the default collection (and its items): the keyring has none."""
+        with contextlib.closing(self._connect()) as connection:
+            collection = self._collection(connection)
+            address = DBusAddress(
+                collection, bus_name=_SECRETS, interface="org.freedesktop.Secret.Collection"
+            )
+            reply = connection.send_and_get_reply(new_method_call(address, "Delete"))
+            assert reply.body == ("/",), "deleting the collection asked for a prompt"
+            reply = connection.send_and_get_reply(
+                new_method_call(_SERVICE, "ReadAlias", "s", ("default",))
+            )
+            assert reply.body == ("/",)
+
     def clear(self, service: str = "credd") -> None:
         """Delete every item of `service` (between tests), unlocking first."""
         if self.is_locked():
