@@ -917,6 +917,18 @@ class Bench:
                 " the socket round trip, the daemon's own work)."
             )
             self.results.notes.append(note)
+        status = next((v for k, v in series.items() if k.startswith("credctl status (")), None)
+        imports = series.get(f'python3 -c "{CTL_IMPORTS}"')
+        passed = [rows[n].passed for n in ("2a", "2b") if n in rows]
+        if status is not None and imports is not None and False in passed:
+            floor = series[FLOOR_PASS].median
+            self.results.notes.append(
+                f"#2: the target leaves {0.5 * floor:.1f} ms above the interpreter's"
+                f" {floor:.1f}; `credctl status` spends {status.median - floor:.1f}:"
+                f" {imports.median - floor:.1f} ms importing credctl's modules (`python3 -c"
+                f' "{CTL_IMPORTS}"`, this run) and {status.median - imports.median:.1f} ms'
+                " asking the daemon, reading its answer and writing the table."
+            )
         row = rows.get("3a")
         bare = series.get(BARE_RSS)
         features = [v for k, v in series.items() if "every library credd uses" in k]
