@@ -329,16 +329,17 @@ class _SecretService:
 
     @classmethod
     def find(cls) -> _SecretService | None:
-        """One when a Secret Service runs on the session bus, or can be started by it."""
-        from jeepney.bus_messages import message_bus
-        from jeepney.io.blocking import Proxy
-
+        """One when a Secret Service runs on the session bus, or can be started by it; None
+        also where jeepney is not installed (it is a dependency on Linux alone)."""
         try:
+            from jeepney.bus_messages import message_bus
+            from jeepney.io.blocking import Proxy
+
             with _Conversation() as talk:
                 bus = Proxy(message_bus, talk.connection)
                 if bus.NameHasOwner(_BUS_NAME)[0] or _BUS_NAME in bus.ListActivatableNames()[0]:
                     return cls()
-        except Exception as error:  # no session bus (or none that answers)
+        except Exception as error:  # no jeepney, no session bus, or none that answers
             log.debug("keyring: no Secret Service: %s", type(error).__name__)
         return None
 
@@ -447,7 +448,14 @@ class _Conversation:
             _SERVICE_PATH, "Service", "CreateCollection", "a{sv}s", label, "default"
         )
         if collection == _NO_OBJECT:
-            collection = self.prompt(prompt)
+            try:
+                collection = self.prompt(prompt)
+            except Exception:
+                # keyring's own error here, which is asked again once: GNOME Keyring
+                # now and then reports its default collection missing for an instant.
+                from keyring.errors import InitError
+
+                raise InitError("the default collection could not be created") from None
         return str(collection)
 
     def unlocked(self, path: str, interface: str = "Collection") -> str:

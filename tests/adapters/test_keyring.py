@@ -8,10 +8,12 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.secret_service import SecretService, secret_service
 
+from credd.adapters import keyring as keyring_module
 from credd.adapters.keyring import SERVICE, Keyring, StoredKey, long_term_keys
 from credd.credentials import Credentials
 from credd.errors import EXIT_FAILED, KeyringError
@@ -113,7 +115,9 @@ def test_keyring_and_credd_read_each_others_items(secret_service_env: SecretServ
         )
         for user in ("alice", "bob")
     }
-    assert keyring().describe() == "SecretService Keyring"
+    store = keyring()
+    assert store.describe() == "SecretService Keyring"
+    assert repr(store) == "Keyring(backend=_SecretService)"  # credd's, not keyring's
 
 
 def test_the_secret_service_is_reached_without_cryptography(
@@ -157,14 +161,42 @@ def test_keyrings_own_configuration_wins(
 
 def test_a_keyring_with_no_default_collection(tmp_path: Path) -> None:
     """With no default collection one is asked for, as `keyring` does; a prompt that
-    cannot be answered (a headless machine) is a clear error, and nothing is stored."""
+    cannot be answered (a headless machine) is keyring's InitError, asked again once (as
+    for GNOME Keyring's passing "no default collection"), then a clear error; nothing is
+    stored."""
+    methods: list[str] = []
+    call = keyring_module._Conversation.call
+
+    def recording(self: Any, path: str, interface: str, method: str, *args: Any) -> Any:
+        methods.append(method)
+        return call(self, path, interface, method, *args)
+
     with secret_service(tmp_path) as service, pytest.MonkeyPatch.context() as patch:
         for name, value in service.env.items():
             patch.setenv(name, value)
+        patch.setattr(keyring_module._Conversation, "call", recording)
         service.remove_default_collection()
-        with pytest.raises(KeyringError, match="in the keyring: the keyring is locked;"):
+        with pytest.raises(KeyringError) as caught:
             keyring().put("alice", KEY_ID, SECRET)
+        assert caught.value.message.startswith(
+            "cannot store credd/alice in the keyring: the keyring refused (InitError);"
+        )
+        assert methods.count("CreateCollection") == 2 and "CreateItem" not in methods
         assert keyring().profiles() == frozenset()
+
+
+def test_without_jeepney_keyring_chooses(
+    secret_service_env: SecretService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where jeepney is not installed (it is a dependency on Linux alone: the Keychain on
+    macOS), `keyring` chooses the backend as it would without credd."""
+    import secretstorage  # noqa: F401  keyring's own backend, loaded before jeepney hides
+
+    monkeypatch.setitem(sys.modules, "jeepney.bus_messages", None)
+    store = keyring()
+    store.put("alice", KEY_ID, SECRET)
+    assert repr(store) == "Keyring(backend=Keyring)"  # keyring's Secret Service backend
+    assert keyring().get("alice") == StoredKey(KEY_ID, SECRET, WHEN)
 
 
 def test_stored_key_repr_masks() -> None:
