@@ -24,7 +24,8 @@ DEBIAN_STAMP := $(VENV)/.debian
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# bin/credctl too: the editable install copies the launcher into $(BIN), it does not link it.
+$(STAMP): pyproject.toml bin/credctl | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
