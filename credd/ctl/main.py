@@ -31,7 +31,7 @@ from credd.timetext import format_long, format_relative, utc_seconds
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from typing import Any, TextIO
+    from typing import Any, NoReturn, TextIO
 
 _COLOURS = {
     "fresh": "32",
@@ -79,6 +79,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             err.write(f"credctl: error: {_one_line(error.message)}\n")
         return error.exit_status
+
+
+def exit_now(status: int) -> NoReturn:
+    """End the launcher's process with `status`, without the interpreter's teardown.
+
+    Tearing down every module and object, with a last full garbage collection, is work
+    nobody waits for after credctl's answer is out, yet it was 1.5 ms of a 11.6 ms
+    `credctl status` (bench/RESULTS.md, shortcuts). credctl holds nothing that needs it:
+    no thread, no atexit handler, no file left open for writing (its writes are atomic
+    and closed), and the two streams are flushed here. A stream that cannot be flushed
+    (a reader gone) is left to the interpreter's own exit, which reports it as before.
+    """
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):
+        sys.exit(status)
+    os._exit(status)
 
 
 def _dispatch(args: dict[str, Any], out: TextIO) -> int:

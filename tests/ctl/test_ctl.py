@@ -211,6 +211,46 @@ def test_every_daemon_command_exits_3_when_credd_is_not_running(tmp_path: Path) 
         assert "systemctl --user start credd" in done.stderr
 
 
+def test_the_launcher_ends_with_every_byte_written(canned_daemon: str, tmp_path: Path) -> None:
+    """The installed credctl ends by `exit_now`, without the interpreter's teardown, which
+    is what would otherwise flush stdout: an answer still in its buffer (under the 4 KiB a
+    pipe's or a file's buffer holds) comes out whole, to a pipe and to a file alike."""
+    CANNED["status"] = {"profiles": PROFILES}
+    expected = json.dumps(CANNED["status"], indent=2) + "\n"
+    assert len(expected.encode()) < 4096  # held in the buffer until the end
+    env = _buffered({**os.environ, "CREDD_SOCKET": canned_daemon})
+    piped = subprocess.run([CREDCTL, "status", "--json"], env=env, capture_output=True, text=True)
+    assert (piped.returncode, piped.stderr, piped.stdout) == (0, "", expected)
+    with (tmp_path / "out").open("w") as out:
+        to_file = subprocess.run([CREDCTL, "status", "--json"], env=env, stdout=out, text=True)
+    assert to_file.returncode == 0
+    assert (tmp_path / "out").read_text() == expected
+
+
+def test_a_reader_gone_is_reported_as_the_interpreter_reports_it(canned_daemon: str) -> None:
+    """A stdout nobody reads any more cannot be flushed: `exit_now` leaves the end to the
+    interpreter, which says so and exits 120, as credctl did before it skipped the
+    teardown."""
+    CANNED["status"] = {"profiles": PROFILES}
+    env = _buffered({**os.environ, "CREDD_SOCKET": canned_daemon})
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [CREDCTL, "status", "--short"], env=env, stdout=write_end, stderr=subprocess.PIPE
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 120
+    assert b"BrokenPipeError" in done.stderr
+
+
+def _buffered(env: dict[str, str]) -> dict[str, str]:
+    """`env` with stdout buffered as by default (PYTHONUNBUFFERED makes it write through)."""
+    env.pop("PYTHONUNBUFFERED", None)
+    return env
+
+
 def test_a_malformed_code_is_refused_before_any_connection(tmp_path: Path) -> None:
     """Bad input is exit 2 even with no daemon: it is checked first."""
     env = {**os.environ, "CREDD_SOCKET": str(tmp_path / "none.sock")}
