@@ -5,10 +5,11 @@
 SWAPS is a comma-separated list (or `none`): `json` (the wire codec through the `json`
 package instead of `_json`'s C functions), `argparse` (every command line through the
 argparse parser built from the grammar table, not the fast reader of the same table),
-`datetime` (credd's UTC times read by `datetime.fromisoformat`, not integer arithmetic).
-`none` runs credctl through this same launcher with nothing swapped: the row to compare
-with, so that a swap's figure differs from it by the swap alone (bench/scenarios.py,
-"shortcuts").
+`datetime` (credd's UTC times read by `datetime.fromisoformat`, not integer arithmetic),
+`teardown` (the process ends through `sys.exit` and the interpreter's teardown, not
+`exit_now`). `none` runs credctl through this same launcher with nothing swapped, ending
+as bin/credctl does: the row to compare with, so that a swap's figure differs from it by
+the swap alone (bench/scenarios.py, "shortcuts").
 """
 
 from __future__ import annotations
@@ -45,15 +46,22 @@ def _swap_datetime() -> None:
 SWAPS = {"json": _swap_json, "argparse": _swap_argparse, "datetime": _swap_datetime}
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str]) -> None:
     swaps, *rest = argv
-    for name in swaps.split(","):
-        if name != "none":
+    names = swaps.split(",")
+    for name in names:
+        if name in SWAPS:
             SWAPS[name]()
+        elif name not in ("none", "teardown"):
+            raise SystemExit(f"ctl_variant.py: no swap named {name!r}")
+    from credd.ctl.main import exit_now
     from credd.ctl.main import main as credctl
 
-    return credctl(rest)
+    status = credctl(rest)
+    if "teardown" in names:
+        sys.exit(status)
+    exit_now(status)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    main(sys.argv[1:])

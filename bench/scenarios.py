@@ -505,6 +505,7 @@ class Bench:
                 ("argparse", "argparse for every command line"),
                 ("datetime", "datetime for UTC times"),
                 ("json,argparse,datetime", "all three libraries"),
+                ("teardown", "the interpreter's teardown at exit"),
             )
         }
         interleave(
