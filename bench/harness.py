@@ -84,8 +84,9 @@ _PRINT_PEAK = (
 
 
 def peak_rss_mib(python: str, code: str, *, env: Mapping[str, str]) -> float:
-    """The peak RSS of `python -c code` (its VmHWM as it ends), MiB."""
-    done = run([python, "-c", code + _PRINT_PEAK], env=env)
+    """The peak RSS of `python -P -c code` (its VmHWM as it ends), MiB. -P: the installed
+    credd, not a checkout in the current directory."""
+    done = run([python, "-P", "-c", code + _PRINT_PEAK], env=env)
     return int(done.stdout.split()[-1]) / 1024
 
 
