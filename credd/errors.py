@@ -43,6 +43,7 @@ EXIT_FAILED = 1  # AWS said no, or something failed
 EXIT_BAD_INPUT = 2
 EXIT_NO_DAEMON = 3  # no credd answers, or none that credctl can trust
 EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
+EXIT_READER_GONE = 141  # stdout's reader left first: 128 + SIGPIPE, as shells report it
 
 # credctl's exit status for each fault the daemon answers with (docs/protocol.md).
 EXIT_FOR_FAULT: dict[int, int] = {

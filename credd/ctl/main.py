@@ -23,7 +23,14 @@ from credd import paths, protocol
 from credd.cmdline import fast_parse
 from credd.ctl.client import Client
 from credd.ctl.grammar import CREDCTL
-from credd.errors import EXIT_INTERRUPTED, EXIT_OK, BadInputError, CreddError, Fault
+from credd.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_READER_GONE,
+    BadInputError,
+    CreddError,
+    Fault,
+)
 from credd.timetext import format_long, format_relative, utc_seconds
 
 # `typing` is for the type checker only: importing it costs credctl ~4 ms of a ~25 ms start
@@ -59,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = sys.stderr
     try:
         return _dispatch(args, sys.stdout)
+    except BrokenPipeError:
+        # The reader left first (`credctl status --json | head -1`): nothing is wrong, and
+        # there is no one to tell; end quietly, as a tool that SIGPIPE ends.
+        return EXIT_READER_GONE
     except KeyboardInterrupt:
         # End the line a question was left on: the shell's prompt must start on its own.
         if args["command"] == "prompt":
@@ -88,13 +99,16 @@ def exit_now(status: int) -> NoReturn:
     nobody waits for after credctl's answer is out, yet it was 1.5 ms of a 11.6 ms
     `credctl status` (bench/RESULTS.md, shortcuts). credctl holds nothing that needs it:
     no thread, no atexit handler, no file left open for writing (its writes are atomic
-    and closed), and the two streams are flushed here. A stream that cannot be flushed
-    (a reader gone) is left to the interpreter's own exit, which reports it as before.
+    and closed), and the two streams are flushed here. A reader gone ends it quietly with
+    EXIT_READER_GONE, as in `main`; any other stream that cannot be flushed (a full disk)
+    is left to the interpreter's own exit, which reports it.
     """
     try:
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:
                 stream.flush()
+    except BrokenPipeError:
+        os._exit(EXIT_READER_GONE)
     except (OSError, ValueError):
         sys.exit(status)
     os._exit(status)

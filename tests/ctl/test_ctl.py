@@ -227,22 +227,42 @@ def test_the_launcher_ends_with_every_byte_written(canned_daemon: str, tmp_path:
     assert (tmp_path / "out").read_text() == expected
 
 
-def test_a_reader_gone_is_reported_as_the_interpreter_reports_it(canned_daemon: str) -> None:
-    """A stdout nobody reads any more cannot be flushed: `exit_now` leaves the end to the
-    interpreter, which says so and exits 120, as credctl did before it skipped the
-    teardown."""
-    CANNED["status"] = {"profiles": PROFILES}
+@pytest.mark.parametrize(
+    ("profiles", "where"),
+    [(1, "when its buffer is flushed at the end"), (40, "as it writes, past the buffer")],
+)
+def test_a_reader_gone_ends_credctl_quietly_with_141(
+    canned_daemon: str, profiles: int, where: str
+) -> None:
+    """`credctl status --json | head -1` with the reader gone: no traceback, nothing on
+    stderr, and 141 (128 + SIGPIPE), what a shell reports for a tool that SIGPIPE ends.
+    The broken pipe is met at the end, by `exit_now`'s flush, or in `main` as it writes."""
+    CANNED["status"] = {"profiles": PROFILES * profiles}
+    size = len(json.dumps(CANNED["status"], indent=2)) + 1
+    assert (size < 4096) == (profiles == 1), size
     env = _buffered({**os.environ, "CREDD_SOCKET": canned_daemon})
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
         done = subprocess.run(
-            [CREDCTL, "status", "--short"], env=env, stdout=write_end, stderr=subprocess.PIPE
+            [CREDCTL, "status", "--json"], env=env, stdout=write_end, stderr=subprocess.PIPE
         )
     finally:
         os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, b""), where
+
+
+def test_output_lost_to_a_full_disk_is_reported(canned_daemon: str) -> None:
+    """A stdout that cannot take the answer for another reason (/dev/full) is not passed
+    over in silence: the interpreter's own exit says so and exits 120."""
+    CANNED["status"] = {"profiles": PROFILES}
+    env = _buffered({**os.environ, "CREDD_SOCKET": canned_daemon})
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [CREDCTL, "status", "--json"], env=env, stdout=full, stderr=subprocess.PIPE
+        )
     assert done.returncode == 120
-    assert b"BrokenPipeError" in done.stderr
+    assert b"No space left on device" in done.stderr
 
 
 def _buffered(env: dict[str, str]) -> dict[str, str]:
