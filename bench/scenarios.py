@@ -963,10 +963,10 @@ class Bench:
                 ours = float(with_keyring["RSS after settling (MiB)"])
                 plain = float(without["RSS after settling (MiB)"])
                 note += (
-                    f" The same daemon with its key in the file and keyring's null backend"
-                    f" (the Secret Service never spoken to) settles at {plain:.1f} MiB,"
-                    f" {plain / bare.median:.2f} × the bare client: the Secret Service is"
-                    f" {ours - plain:.1f} MiB of the {ours:.1f}."
+                    f" The daemon settles at {ours:.1f} MiB with its key in the keyring; the same"
+                    f" daemon with its key in the file and keyring's null backend (the Secret"
+                    f" Service never spoken to) at {plain:.1f} MiB ({plain / bare.median:.2f} ×),"
+                    f" {ours - plain:+.1f} MiB for the Secret Service."
                 )
             self.results.notes.append(note)
         row = rows.get("4a")
