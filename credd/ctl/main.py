@@ -96,7 +96,7 @@ def exit_now(status: int) -> NoReturn:
     """End the launcher's process with `status`, without the interpreter's teardown.
 
     Tearing down every module and object, with a last full garbage collection, is work
-    nobody waits for after credctl's answer is out, yet it was 1.5 ms of a 11.6 ms
+    nobody waits for after credctl's answer is out, yet it was 1.5 ms of an 11.6 ms
     `credctl status` (bench/RESULTS.md, shortcuts). credctl holds nothing that needs it:
     no thread, no atexit handler, no file left open for writing (its writes are atomic
     and closed), and the two streams are flushed here. A reader gone ends it quietly with
